@@ -1,0 +1,152 @@
+//! Mock carriers: fake signing providers, a fake PKI and a virtual phone, for QA, tests and
+//! kyso's dev stack (SPEC §7). The crate shares no code with the gateway: it writes its own
+//! wire structs from the protocol notes, so a misreading on either side shows up in tests.
+//!
+//! Module map:
+//! - [`pki`] — mock root CA, one issuing CA per provider, signer credentials provisioned on
+//!   first use and persisted in the state directory; digest signing.
+//! - [`behaviour`] — what a signer's last three digits make the mock do, and transport faults.
+//! - [`requests`] — the phone prompts every provider front end creates and the phone decides.
+//! - `smartca` — VNPT SmartCA SP769 (`/sca/sp769/...`) and its webhook.
+//! - `phone` — `GET /phone/{signer}`, the virtual phone page.
+//! - `admin` — `/admin/...` JSON API (list, approve, reject, stats) and `/healthz`.
+//! - `state`, `http`, `webhook` — shared handler state, HTTP plumbing, outgoing pushes.
+//!
+//! Further providers (ETSI TS 102 204 MSSP, Viettel MySign, CSC) slot in as sibling modules
+//! next to `smartca`, each adding a `Provider` variant and its issuing CA.
+
+#![forbid(unsafe_code)]
+
+mod admin;
+pub mod behaviour;
+mod http;
+mod phone;
+pub mod pki;
+pub mod requests;
+mod smartca;
+mod state;
+mod webhook;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+use pki::Pki;
+use requests::Store;
+use state::Shared;
+
+/// How the mock carriers behave.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Keys and certificates persist here (DER files, root also as PEM) so a restart keeps them.
+    pub state_dir: PathBuf,
+    /// How long an ordinary signer takes to approve (or a `401` signer to refuse).
+    pub approve_delay_ms: u64,
+    /// The SmartCA `sp_id`/`sp_password` callers must present; wrong ones get status_code 401.
+    pub smartca_sp_id: String,
+    pub smartca_sp_password: String,
+    /// Where to POST the SP769 webhook when a request completes.
+    pub smartca_webhook_url: Option<String>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("./state/mock-carriers"),
+            approve_delay_ms: 500,
+            smartca_sp_id: "kyso-dev".to_owned(),
+            smartca_sp_password: "kyso-dev-secret".to_owned(),
+            smartca_webhook_url: None,
+        }
+    }
+}
+
+/// The mock carriers; cheap to clone (shared state behind an `Arc`).
+#[derive(Clone)]
+pub struct MockCarriers {
+    shared: Arc<Shared>,
+    ticker_started: Arc<AtomicBool>,
+}
+
+impl MockCarriers {
+    /// Loads the PKI from `config.state_dir`, creating what is missing.
+    pub fn new(config: MockConfig) -> anyhow::Result<Self> {
+        let pki = Pki::load_or_create(&config.state_dir)
+            .with_context(|| format!("mock PKI in {}", config.state_dir.display()))?;
+        let shared = Shared {
+            pki,
+            store: Store::new(Duration::from_millis(config.approve_delay_ms)),
+            faults: behaviour::Faults::default(),
+            webhooks: webhook::WebhookSender::new().context("webhook HTTP client")?,
+            smartca_sp_id: config.smartca_sp_id,
+            smartca_sp_password: config.smartca_sp_password,
+            smartca_webhook_url: RwLock::new(config.smartca_webhook_url),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            ticker_started: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The mock root CA certificate (DER): the trust anchor for every mock provider.
+    pub fn root_der(&self) -> Vec<u8> {
+        self.shared.pki.root_der().to_vec()
+    }
+
+    /// Where the root certificate is written as PEM.
+    pub fn root_pem_path(&self) -> PathBuf {
+        self.shared.pki.root_pem_path().to_path_buf()
+    }
+
+    /// The PKI, for tests and tools that want signer certificates directly.
+    pub fn pki(&self) -> &Pki {
+        &self.shared.pki
+    }
+
+    /// Every endpoint, mountable at "/". Called inside a Tokio runtime, it also starts the
+    /// background task that applies timed outcomes and sends webhooks on time.
+    pub fn router(&self) -> Router {
+        self.ensure_ticker();
+        Router::new()
+            .merge(smartca::router())
+            .merge(admin::router())
+            .merge(phone::router())
+            .layer(DefaultBodyLimit::max(http::BODY_LIMIT))
+            .with_state(self.shared.clone())
+    }
+
+    /// Changes (or clears) the SmartCA webhook target; the dev stack learns the gateway's
+    /// port only after the mock starts.
+    pub fn set_smartca_webhook_url(&self, url: Option<String>) {
+        *self
+            .shared
+            .smartca_webhook_url
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    fn ensure_ticker(&self) {
+        if tokio::runtime::Handle::try_current().is_ok()
+            && !self.ticker_started.swap(true, Ordering::SeqCst)
+        {
+            state::spawn_ticker(Arc::downgrade(&self.shared));
+        }
+    }
+}
+
+/// Serves the mock on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mock: MockCarriers,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, mock.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

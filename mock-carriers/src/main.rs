@@ -1,0 +1,85 @@
+//! `mock-carriers`: runs the mock providers, PKI and virtual phone as a standalone server for QA.
+//! Flags double as `MOCK_*` environment variables; logs go to stderr (`RUST_LOG` filters).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use mock_carriers::{serve, MockCarriers, MockConfig};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Mock signing providers, PKI and virtual phone for kyso")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "MOCK_LISTEN", default_value = "127.0.0.1:8701")]
+    listen: SocketAddr,
+    /// Where keys and certificates persist.
+    #[arg(long, env = "MOCK_STATE_DIR", default_value = "./state/mock-carriers")]
+    state_dir: PathBuf,
+    /// How long an ordinary signer takes to approve.
+    #[arg(long, env = "MOCK_APPROVE_DELAY_MS", default_value_t = 500)]
+    approve_delay_ms: u64,
+    /// SmartCA sp_id callers must present.
+    #[arg(long, env = "MOCK_SMARTCA_SP_ID", default_value = "kyso-dev")]
+    smartca_sp_id: String,
+    /// SmartCA sp_password callers must present.
+    #[arg(long, env = "MOCK_SMARTCA_SP_PASSWORD", default_value = "kyso-dev-secret", hide_env_values = true)]
+    smartca_sp_password: String,
+    /// Where to POST SmartCA webhooks when a request completes.
+    #[arg(long, env = "MOCK_SMARTCA_WEBHOOK_URL")]
+    smartca_webhook_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mock = MockCarriers::new(MockConfig {
+        state_dir: args.state_dir,
+        approve_delay_ms: args.approve_delay_ms,
+        smartca_sp_id: args.smartca_sp_id,
+        smartca_sp_password: args.smartca_sp_password,
+        smartca_webhook_url: args.smartca_webhook_url,
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("mock root CA: {}", mock.root_pem_path().display());
+    println!("virtual phone: http://{addr}/phone/<signer>");
+    println!("SmartCA SP769: http://{addr}/sca/sp769");
+    tracing::info!(%addr, "mock carriers listening");
+    serve(listener, mock, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,54 @@
+//! Outgoing provider pushes (SmartCA webhooks now; MSSP notifications and CSC response_uri
+//! later): fire-and-forget JSON POSTs with a short timeout and a bounded number in flight, so a
+//! slow or absent receiver never holds up the request path. When the bound is reached, the
+//! push is dropped and logged — a webhook is only a hint, the receiver polls anyway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+/// Pushes allowed in flight at once.
+const MAX_IN_FLIGHT: usize = 256;
+
+pub struct WebhookSender {
+    client: reqwest::Client,
+    permits: Arc<Semaphore>,
+}
+
+impl WebhookSender {
+    pub fn new() -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(2))
+            .build()?;
+        Ok(Self {
+            client,
+            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        })
+    }
+
+    /// Posts `body` to `url` in the background. Must be called inside a Tokio runtime; outside
+    /// one (or when too many pushes are in flight) the push is skipped.
+    pub fn send(&self, url: String, body: serde_json::Value) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("webhook skipped: no async runtime");
+            return;
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::warn!(%url, "webhook skipped: too many in flight");
+            return;
+        };
+        let client = self.client.clone();
+        runtime.spawn(async move {
+            let _permit = permit;
+            match client.post(&url).json(&body).send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    tracing::debug!(%url, status = %resp.status(), "webhook delivered")
+                }
+                Ok(resp) => tracing::warn!(%url, status = %resp.status(), "webhook refused"),
+                Err(e) => tracing::warn!(%url, error = %e, "webhook failed"),
+            }
+        });
+    }
+}

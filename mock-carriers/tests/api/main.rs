@@ -1,0 +1,7 @@
+//! Integration tests: the mock carriers served on port 0, driven over real HTTP.
+
+mod behaviours;
+mod helpers;
+mod phone;
+mod pki;
+mod smartca;

@@ -1,0 +1,53 @@
+//! `POST /callbacks/{provider_id}`: pushes from providers. A push is untrusted: it only makes
+//! the named session due now, and the engine asks the provider itself. Unknown or finished
+//! sessions and duplicates answer 200 and change nothing.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::SessionId;
+
+const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/callbacks/{provider}", post(callback))
+        .layer(DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
+}
+
+/// A provider push (SmartCA webhook, MSSP notification, …).
+#[utoipa::path(post, path = "/callbacks/{provider}", params(("provider" = String, Path)),
+    request_body(content = Object, description = "the provider's own push format"),
+    responses((status = 200), (status = 400), (status = 404), (status = 413)))]
+pub async fn callback(
+    State(app): State<AppState>,
+    Path(provider): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|_| ApiError::TooLarge)?;
+    let entry = app.engine.providers.get(&provider).ok_or(ApiError::NotFound)?;
+    let hints = entry.adapter.parse_callback(&body).map_err(|e| {
+        metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "malformed").increment(1);
+        ApiError::bad_request("invalid_callback", e.to_string())
+    })?;
+    let mut woken = 0;
+    for hint in hints {
+        let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
+            continue;
+        };
+        if app.engine.store.wake(&id).await? {
+            woken += 1;
+        }
+    }
+    if woken > 0 {
+        app.engine.wake();
+    }
+    let result = if woken > 0 { "woken" } else { "ignored" };
+    metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result).increment(1);
+    Ok(Json(json!({ "received": true })))
+}

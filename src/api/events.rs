@@ -1,0 +1,103 @@
+//! `GET /v1/events` (WebSocket) and `POST /v1/events/tickets` (for browsers, which cannot set
+//! an Authorization header on a WebSocket).
+
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{bearer, Tenant};
+use super::AppState;
+use crate::domain::SessionId;
+use crate::events::ws::{pump, Subscription};
+
+/// Client frames are only acks; anything larger is abuse.
+const MAX_CLIENT_FRAME: usize = 4096;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", get(events))
+        .route("/v1/events/tickets", post(ticket))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Replay every event with a larger `seq` first.
+    after: Option<i64>,
+    /// Only this session's events.
+    session: Option<String>,
+    /// A browser ticket from `POST /v1/events/tickets`, instead of the Authorization header.
+    ticket: Option<String>,
+}
+
+/// The tenant's event stream (WebSocket): `{"type":"session.updated","seq":N,"session":{…}}`.
+#[utoipa::path(get, path = "/v1/events", params(EventParams),
+    responses((status = 101, description = "WebSocket upgrade"), (status = 400), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(app): State<AppState>,
+    Query(p): Query<EventParams>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let tenant = match (bearer(&headers), p.ticket.as_deref()) {
+        (Some(key), _) => app.tenants.by_key(key),
+        (None, Some(t)) => app
+            .tickets
+            .redeem(t)
+            .and_then(|id| app.tenants.by_id(&id)),
+        (None, None) => None,
+    }
+    .ok_or(ApiError::Unauthorized)?;
+    if p.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::bad_request("invalid_request", "after must be ≥ 0"));
+    }
+    let session = match p.session.as_deref() {
+        Some(s) => Some(SessionId::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_request", "session must be a session id")
+        })?),
+        None => None,
+    };
+    let sub = Subscription {
+        tenant: tenant.config.id.as_str().into(),
+        after: p.after,
+        session,
+        ping_every: Duration::from_secs(app.config.events.ping_interval_s),
+        send_timeout: Duration::from_secs(app.config.events.send_timeout_s),
+    };
+    let store = app.engine.store.clone();
+    // Subscribe before the upgrade completes so no event slips between replay and live.
+    let live = app.engine.hub.subscribe();
+    Ok(ws
+        .max_message_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            pump(sink, stream, store, live, sub).await;
+        }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ticket {
+    ticket: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// A single-use ticket, valid for a minute, to open `/v1/events?ticket=…` from a browser.
+#[utoipa::path(post, path = "/v1/events/tickets",
+    responses((status = 200, body = Ticket), (status = 401)), security(("bearer" = [])))]
+pub async fn ticket(State(app): State<AppState>, tenant: Tenant) -> Json<Ticket> {
+    let ttl = app.tickets.ttl();
+    Json(Ticket {
+        ticket: app.tickets.issue(tenant.id()),
+        expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,114 @@
+//! Extractors that turn every way a request can be malformed into a clear [`ApiError`]: the
+//! tenant behind a bearer key, and JSON bodies (size, syntax, unknown fields).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::{hash_api_key, TenantConfig};
+use crate::limiter::TokenBucket;
+
+pub struct TenantEntry {
+    pub config: TenantConfig,
+    pub rate: TokenBucket,
+}
+
+/// Tenants by the SHA-256 of their API key.
+#[derive(Default)]
+pub struct Tenants {
+    by_key_hash: HashMap<String, Arc<TenantEntry>>,
+}
+
+impl Tenants {
+    pub fn new(configs: &[TenantConfig]) -> Self {
+        let by_key_hash = configs
+            .iter()
+            .map(|t| {
+                let entry = TenantEntry {
+                    config: t.clone(),
+                    rate: TokenBucket::new(t.rate_per_s, t.rate_per_s.saturating_mul(2)),
+                };
+                (t.api_key_sha256.clone(), Arc::new(entry))
+            })
+            .collect();
+        Self { by_key_hash }
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<Arc<TenantEntry>> {
+        self.by_key_hash.get(&hash_api_key(key)).cloned()
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<Arc<TenantEntry>> {
+        self.by_key_hash.values().find(|t| t.config.id == id).cloned()
+    }
+}
+
+/// The authenticated caller.
+pub struct Tenant(pub Arc<TenantEntry>);
+
+impl Tenant {
+    pub fn id(&self) -> &str {
+        &self.0.config.id
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+impl<S> FromRequestParts<S> for Tenant
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = AppState::from_ref(state);
+        let key = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        app.tenants
+            .by_key(key)
+            .map(Tenant)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// A JSON body with errors a portal developer can act on.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::bad_request("malformed_body", e.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Data => "invalid_request",
+                _ => "malformed_json",
+            };
+            ApiError::bad_request(code, e.to_string())
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The HTTP surface: the portal API under `/v1`, provider callbacks, and operations endpoints.
+//! Each resource module exposes `router()`; they are merged here with the shared layers
+//! (request id, tracing, body limit).
+
+mod callbacks;
+mod error;
+mod events;
+mod extract;
+mod ops;
+mod signatures;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::events::tickets::Tickets;
+
+pub use error::ApiError;
+pub use extract::Tenants;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub tenants: Arc<Tenants>,
+    pub tickets: Arc<Tickets>,
+    pub config: Arc<Config>,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "kyso", description = "Mobile-signing gateway: the portal API"),
+    paths(
+        signatures::create, signatures::read, signatures::list, signatures::cancel,
+        signatures::certificates, events::events, events::ticket, callbacks::callback
+    ),
+    components(schemas(crate::domain::Session, crate::domain::SignatureInput)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct UlidRequestId;
+
+impl MakeRequestId for UlidRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        ulid::Ulid::new().to_string().parse().ok().map(RequestId::new)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let body_limit = state.config.server.body_limit_bytes;
+    Router::new()
+        .merge(signatures::router())
+        .merge(events::router())
+        .merge(ops::router())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .merge(callbacks::router())
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The query string is left out: it may carry a browser ticket.
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, UlidRequestId))
+}

@@ -1,0 +1,217 @@
+//! Configuration: a TOML file, overridden by `KYSO_<SECTION>__<KEY>` environment variables.
+//! Secrets (provider passwords) are `SecretString` and never printed; API keys are stored only
+//! as SHA-256 hashes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::providers::smartca::SmartcaConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted; `data` may be 1 MiB of base64.
+    pub body_limit_bytes: usize,
+    /// Longest `?wait=` a long poll may ask for.
+    pub max_wait_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
+            body_limit_bytes: 1_500_000,
+            max_wait_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://kyso.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    pub tick_ms: u64,
+    /// Smallest `timeout_s` a portal may ask for (SPEC: 30; tests lower it).
+    pub min_timeout_s: u32,
+    pub max_timeout_s: u32,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self {
+            tick_ms: 500,
+            min_timeout_s: 30,
+            max_timeout_s: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub ping_interval_s: u64,
+    pub send_timeout_s: u64,
+    pub ticket_ttl_s: u64,
+    /// Events buffered for live subscribers before a slow one must catch up from the outbox.
+    pub buffer: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_s: 20,
+            send_timeout_s: 10,
+            ticket_ttl_s: 60,
+            buffer: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    /// Lowercase hex SHA-256 of the API key.
+    pub api_key_sha256: String,
+    /// Allow a signer several unfinished sessions at once (off: anti push-bombing).
+    #[serde(default)]
+    pub allow_concurrent_per_signer: bool,
+    #[serde(default = "default_tenant_rate")]
+    pub rate_per_s: u32,
+}
+
+fn default_tenant_rate() -> u32 {
+    50
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Smartca,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// PEM or DER files of the CA certificates this provider's signers must chain to.
+    pub trust_anchors: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub default_timeout_s: u32,
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_rate")]
+    pub rate_per_s: u32,
+    /// How long one call's transient failures are retried.
+    #[serde(default = "default_retry_budget")]
+    pub retry_budget_ms: u64,
+    pub smartca: Option<SmartcaConfig>,
+}
+
+fn default_timeout() -> u32 {
+    300
+}
+fn default_in_flight() -> usize {
+    64
+}
+fn default_rate() -> u32 {
+    200
+}
+fn default_retry_budget() -> u64 {
+    10_000
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("provider `{0}`: kind `{1}` needs a [{2}] section")]
+    MissingSection(String, &'static str, &'static str),
+    #[error("tenant `{0}`: api_key_sha256 must be 64 lowercase hex characters")]
+    BadKeyHash(String),
+}
+
+impl Config {
+    /// Loads `path` (when given), then applies `KYSO_…` environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::new();
+        if let Some(p) = path {
+            fig = fig.merge(Toml::file_exact(p));
+        }
+        Self::from_figment(fig.merge(env_overrides()))
+    }
+
+    pub fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for t in &self.tenants {
+            let ok = t.api_key_sha256.len() == 64
+                && t.api_key_sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !ok {
+                return Err(ConfigError::BadKeyHash(t.id.clone()));
+            }
+        }
+        for (id, p) in &self.providers {
+            if p.kind == ProviderKind::Smartca && p.smartca.is_none() {
+                return Err(ConfigError::MissingSection(id.clone(), "smartca", "smartca"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `KYSO_<SECTION>__<KEY>` variables. Variables without a section (`KYSO_DEV_API_KEY`,
+/// `KYSO_LOG_FORMAT`) belong to the command line, not to the configuration.
+pub fn env_overrides() -> Env {
+    Env::prefixed("KYSO_")
+        .filter(|k| k.as_str().contains("__"))
+        .split("__")
+}
+
+/// The hash an API key is stored under.
+pub fn hash_api_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(key.as_bytes()))
+}

@@ -1,0 +1,122 @@
+//! `kyso dev`: the whole stack on one machine — the gateway on SQLite with the mock carriers
+//! embedded, a dev tenant whose API key is printed at start, and the virtual phone.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use mock_carriers::{MockCarriers, MockConfig};
+use rand::RngCore;
+use tokio::net::TcpListener;
+
+use crate::config::{env_overrides, hash_api_key, Config};
+use crate::startup::Application;
+
+pub struct DevOptions {
+    pub listen: SocketAddr,
+    pub mock_listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// From `KYSO_DEV_API_KEY`, else random.
+    pub api_key: Option<String>,
+}
+
+/// The dev configuration for a gateway at `listen` and mock carriers at `mock`; environment
+/// overrides (`KYSO_…`) still apply on top.
+pub fn dev_config(
+    listen: SocketAddr,
+    mock: SocketAddr,
+    state_dir: &std::path::Path,
+    root_path: &std::path::Path,
+    api_key: &str,
+) -> anyhow::Result<Config> {
+    let db = state_dir.join("kyso-dev.db");
+    let toml = format!(
+        r#"
+[server]
+listen = "{listen}"
+[database]
+url = "sqlite://{db}"
+[[tenants]]
+id = "dev"
+api_key_sha256 = "{key}"
+[providers.vnpt-smartca]
+kind = "smartca"
+trust_anchors = ["{root}"]
+default_timeout_s = 300
+[providers.vnpt-smartca.smartca]
+base_url = "http://{mock}/sca/sp769"
+sp_id = "kyso-dev"
+sp_password = "kyso-dev-secret"
+poll_first_ms = 2000
+poll_interval_ms = 2000
+"#,
+        db = db.display(),
+        key = hash_api_key(api_key),
+        root = root_path.display(),
+    );
+    Ok(Config::from_figment(
+        Figment::from(Toml::string(&toml)).merge(env_overrides()),
+    )?)
+}
+
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.state_dir)
+        .with_context(|| format!("creating {}", opts.state_dir.display()))?;
+    let mock = MockCarriers::new(MockConfig {
+        state_dir: opts.state_dir.join("mock-carriers"),
+        ..MockConfig::default()
+    })?;
+    let mock_listener = TcpListener::bind(opts.mock_listen)
+        .await
+        .with_context(|| format!("binding the mock carriers on {}", opts.mock_listen))?;
+    let mock_addr = mock_listener.local_addr()?;
+    let root_path = opts.state_dir.join("mock-root.der");
+    std::fs::write(&root_path, mock.root_der())?;
+
+    let api_key = opts.api_key.unwrap_or_else(|| {
+        let mut b = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut b);
+        format!("kyso_dev_{}", hex::encode(b))
+    });
+    let config = dev_config(opts.listen, mock_addr, &opts.state_dir, &root_path, &api_key)?;
+    let app = Application::build(config).await?;
+    let gateway = app.local_addr();
+    mock.set_smartca_webhook_url(Some(format!("http://{gateway}/callbacks/vnpt-smartca")));
+
+    println!("kyso dev stack");
+    println!("  gateway        http://{gateway}");
+    println!("  API key        {api_key}");
+    println!("  virtual phone  http://{mock_addr}/phone/<signer>   (e.g. /phone/001099012999)");
+    println!("  mock carriers  http://{mock_addr}   (root CA: {})", root_path.display());
+    println!("  try: curl -H 'Authorization: Bearer {api_key}' http://{gateway}/v1/signatures");
+
+    let mock_task = tokio::spawn(mock_carriers::serve(mock_listener, mock, shutdown_signal()));
+    app.run(shutdown_signal()).await?;
+    mock_task.abort();
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,14 @@
+//! Domain types: what a signature session is, which states it moves through, and the rules
+//! that hold whatever the transport or the storage. Nothing here knows HTTP or SQL.
+
+mod request;
+mod session;
+
+pub use request::{
+    normalize_msisdn, Format, Limits, NewSignature, Purpose, RequestError, SignatureInput,
+    SignerRule,
+    validate_signer,
+};
+pub use session::{
+    verification_code, ErrorCode, Session, SessionError, SessionId, SignResult, Status,
+};

@@ -1,0 +1,146 @@
+//! The waiting engine: one scheduler per instance drains sessions whose persisted
+//! `next_check_at` has come, with bounded concurrency and rate per provider. No task sleeps per
+//! session: a pending session costs one database row until it is due. Every state change goes
+//! through [`Engine::commit`], which writes it with its event and publishes the event.
+
+mod step;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use crate::events::Hub;
+use crate::providers::registry::Registry;
+use crate::store::{Change, Event, Store, StoreError};
+
+pub use step::WorkState;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Longest sleep between two looks at the database when nothing wakes the scheduler.
+    pub tick: Duration,
+}
+
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub hub: Hub,
+    pub providers: Arc<Registry>,
+    config: EngineConfig,
+    wake: Notify,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Hub,
+        providers: Arc<Registry>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            hub,
+            providers,
+            config,
+            wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Asks the scheduler to look for due work now (a session was created or a callback came).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Writes a state change with its event and publishes the event.
+    pub async fn commit(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
+        let event = self.store.apply(change).await?;
+        if let Some(ev) = &event {
+            if ev.status.is_terminal() {
+                metrics::counter!("kyso_sessions_finished_total", "status" => ev.status.as_str())
+                    .increment(1);
+            }
+            self.hub.publish(ev.clone());
+        }
+        Ok(event)
+    }
+
+    /// Runs until `shutdown` resolves. In-flight steps finish on their own tasks.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.dispatch_due().await {
+                tracing::error!(error = %e, "scheduler could not read due sessions");
+            }
+            let sleep = self.until_next_due().await;
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        match self.store.next_due().await {
+            Ok(Some(at)) => (at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(5), self.config.tick),
+            _ => self.config.tick,
+        }
+    }
+
+    async fn dispatch_due(self: &Arc<Self>) -> Result<(), StoreError> {
+        let limit = (self.providers.max_in_flight() + 64).min(10_000) as u32;
+        let due = self.store.due(Utc::now(), limit).await?;
+        for work in due {
+            let Some(entry) = self.providers.get(&work.session.provider).cloned() else {
+                tracing::error!(provider = %work.session.provider, "session for an unconfigured provider");
+                continue;
+            };
+            let id = work.session.id.to_string();
+            if self.in_flight_contains(&id) {
+                continue;
+            }
+            let Ok(permit) = entry.in_flight.clone().try_acquire_owned() else {
+                continue;
+            };
+            if !entry.rate.try_take() {
+                continue;
+            }
+            self.in_flight_set(&id, true);
+            let engine = Arc::clone(self);
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = step::run(&engine, &entry, work).await {
+                    tracing::error!(session = %id, error = %e, "session step failed; it stays due");
+                }
+                engine.in_flight_set(&id, false);
+                engine.wake();
+            });
+        }
+        Ok(())
+    }
+
+    fn in_flight_contains(&self, id: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    fn in_flight_set(&self, id: &str, on: bool) {
+        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if on {
+            set.insert(id.to_owned());
+        } else {
+            set.remove(id);
+        }
+        metrics::gauge!("kyso_engine_in_flight").set(set.len() as f64);
+    }
+}

@@ -1,0 +1,275 @@
+//! One step of one session: send it, check it, or end it. A step reads the session as it was
+//! when it became due and writes its change only if the status is still the same, so a cancel
+//! that lands meanwhile wins.
+
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::domain::{ErrorCode, Session, SessionError, SignResult, Status};
+use crate::providers::registry::ProviderEntry;
+use crate::providers::{
+    retry, CertBundle, Failure, Outcome, ProviderError, SignRequest, StatusRequest,
+};
+use crate::store::{Change, StoreError, Work};
+use crate::verify::{self, Scheme, SignatureCheck};
+
+/// What the engine keeps about a session between steps (the `work` column).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkState {
+    /// The adapter's private state from `start`.
+    #[serde(default)]
+    pub provider: serde_json::Value,
+    pub certificate: Option<CertBundle>,
+    /// The last check failed for a transport reason; at the deadline this reads as
+    /// `provider_unavailable` rather than a user who never answered.
+    #[serde(default)]
+    pub unreachable: Option<String>,
+}
+
+pub(super) async fn run(
+    engine: &Engine,
+    entry: &ProviderEntry,
+    work: Work,
+) -> Result<(), StoreError> {
+    let mut session = work.session;
+    let mut state: WorkState = work
+        .work
+        .as_deref()
+        .and_then(|w| serde_json::from_str(w).ok())
+        .unwrap_or_default();
+    let expected = session.status;
+    let now = Utc::now();
+    if now >= session.expires_at {
+        return expire(engine, &mut session, &state, now).await;
+    }
+    let remaining = (session.expires_at - now).to_std().unwrap_or_default();
+    let budget = entry.retry_budget.min(remaining);
+    let tx = session.id.transaction_id();
+    match expected {
+        Status::Pending => {
+            let req = SignRequest {
+                transaction_id: &tx,
+                signer: &session.signer,
+                digest: &session.digest,
+                display_text: &session.display_text,
+                document_name: session.document_name.as_deref(),
+                purpose: session.purpose,
+                expires_at: session.expires_at,
+            };
+            let started = retry::with_backoff(budget, || entry.adapter.start(&req)).await;
+            observe(&entry.id, "start", &started);
+            match started {
+                Ok(started) => {
+                    state.provider = started.state;
+                    state.certificate = started.certificate;
+                    state.unreachable = None;
+                    session.become_(Status::AwaitingUser, now);
+                    let next = capped(now + started.first_check_in, session.expires_at);
+                    commit(engine, &session, expected, Some(next), &state).await
+                }
+                Err(ProviderError::Final(f)) => fail(engine, &mut session, expected, f, now).await,
+                Err(ProviderError::Transient(msg)) => {
+                    let f = Failure {
+                        code: ErrorCode::ProviderUnavailable,
+                        provider_code: None,
+                        message: format!("the provider could not be reached: {msg}"),
+                    };
+                    fail(engine, &mut session, expected, f, now).await
+                }
+            }
+        }
+        Status::AwaitingUser => {
+            let req = StatusRequest {
+                transaction_id: &tx,
+                signer: &session.signer,
+                state: &state.provider,
+            };
+            let outcome = retry::with_backoff(budget, || entry.adapter.status(&req)).await;
+            observe(&entry.id, "status", &outcome);
+            let now = Utc::now();
+            match outcome {
+                Ok(Outcome::Waiting { next_check_in }) => {
+                    let next = capped(now + next_check_in, session.expires_at);
+                    let work = state.unreachable.take().map(|_| encode(&state));
+                    engine
+                        .store
+                        .reschedule(&session.id, expected, next, work.as_deref())
+                        .await
+                        .map(drop)
+                }
+                Ok(Outcome::Signed {
+                    signature,
+                    scheme,
+                    certificate,
+                }) => {
+                    let bundle = certificate.or(state.certificate.take());
+                    match judge(entry, &session, &signature, scheme, bundle, now) {
+                        Ok(result) => {
+                            session.result = Some(result);
+                            session.become_(Status::Signed, now);
+                            commit(engine, &session, expected, None, &state).await
+                        }
+                        Err(f) => fail(engine, &mut session, expected, f, now).await,
+                    }
+                }
+                Ok(Outcome::Rejected { .. }) => {
+                    session.become_(Status::Rejected, now);
+                    commit(engine, &session, expected, None, &state).await
+                }
+                Ok(Outcome::Expired { .. }) => {
+                    session.become_(Status::Expired, now);
+                    commit(engine, &session, expected, None, &state).await
+                }
+                Ok(Outcome::Failed(f)) | Err(ProviderError::Final(f)) => {
+                    fail(engine, &mut session, expected, f, now).await
+                }
+                Err(ProviderError::Transient(msg)) => {
+                    // Keep waiting: the user may still answer once the provider is back.
+                    state.unreachable = Some(msg);
+                    let next = capped(now + entry.retry_budget, session.expires_at);
+                    engine
+                        .store
+                        .reschedule(&session.id, expected, next, Some(&encode(&state)))
+                        .await
+                        .map(drop)
+                }
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn expire(
+    engine: &Engine,
+    session: &mut Session,
+    state: &WorkState,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let expected = session.status;
+    match &state.unreachable {
+        Some(msg) => {
+            let f = Failure {
+                code: ErrorCode::ProviderUnavailable,
+                provider_code: None,
+                message: format!("the provider could not be reached before the deadline: {msg}"),
+            };
+            fail(engine, session, expected, f, now).await
+        }
+        None => {
+            session.become_(Status::Expired, now);
+            commit(engine, session, expected, None, state).await
+        }
+    }
+}
+
+async fn fail(
+    engine: &Engine,
+    session: &mut Session,
+    expected: Status,
+    f: Failure,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    session.fail(
+        SessionError {
+            code: f.code,
+            message: f.message,
+            provider_code: f.provider_code,
+        },
+        now,
+    );
+    commit(engine, session, expected, None, &WorkState::default()).await
+}
+
+async fn commit(
+    engine: &Engine,
+    session: &Session,
+    expected: Status,
+    next_check_at: Option<DateTime<Utc>>,
+    state: &WorkState,
+) -> Result<(), StoreError> {
+    let work = (!session.status.is_terminal()).then(|| encode(state));
+    engine
+        .commit(Change {
+            session,
+            expected,
+            next_check_at,
+            work: work.as_deref(),
+        })
+        .await
+        .map(drop)
+}
+
+/// Verifies what the provider returned against this session's digest, the provider's trust
+/// anchors and the requested signer.
+fn judge(
+    entry: &ProviderEntry,
+    session: &Session,
+    signature: &[u8],
+    scheme: Scheme,
+    bundle: Option<CertBundle>,
+    now: DateTime<Utc>,
+) -> Result<SignResult, Failure> {
+    let failure = |code, message: String| Failure {
+        code,
+        provider_code: None,
+        message,
+    };
+    let bundle = bundle.ok_or_else(|| {
+        failure(
+            ErrorCode::UntrustedCertificate,
+            "the provider returned no certificate".into(),
+        )
+    })?;
+    let check = SignatureCheck {
+        digest: &session.digest,
+        signature,
+        scheme,
+        certificate: &bundle.certificate,
+        chain: &bundle.chain,
+        at: now,
+    };
+    let verdict = verify::verify(&check, &entry.anchors)
+        .map_err(|e| failure(ErrorCode::from_verdict(e.code()), e.to_string()))?;
+    if !verify::signer_matches(&verdict.identity, &session.signer) {
+        return Err(failure(
+            ErrorCode::SignerMismatch,
+            "the certificate does not belong to the requested signer".into(),
+        ));
+    }
+    Ok(SignResult {
+        format: session.format,
+        algorithm: match scheme {
+            Scheme::Pkcs1v15 => "sha256WithRSAEncryption".into(),
+            Scheme::PssSha256 => "rsassaPss-sha256".into(),
+        },
+        signature: BASE64_STANDARD.encode(signature),
+        certificate: BASE64_STANDARD.encode(&bundle.certificate),
+        chain: bundle
+            .chain
+            .iter()
+            .map(|c| BASE64_STANDARD.encode(c))
+            .collect(),
+        identity: verdict.identity,
+        verification: verdict.verification,
+    })
+}
+
+fn capped(t: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
+    t.min(deadline)
+}
+
+fn encode(state: &WorkState) -> String {
+    serde_json::to_string(state).unwrap_or_else(|_| "{}".into())
+}
+
+fn observe<T>(provider: &str, op: &'static str, r: &Result<T, ProviderError>) {
+    let result = match r {
+        Ok(_) => "ok",
+        Err(ProviderError::Transient(_)) => "unavailable",
+        Err(ProviderError::Final(_)) => "error",
+    };
+    metrics::counter!("kyso_provider_calls_total", "provider" => provider.to_owned(), "op" => op, "result" => result)
+        .increment(1);
+}

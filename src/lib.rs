@@ -1,0 +1,21 @@
+//! kyso, the mobile-signing gateway.
+//!
+//! A portal asks for a signature over the [`api`]; the [`engine`] sends it to a provider through
+//! an adapter in [`providers`], waits for the user's answer, has [`verify`] judge the signature
+//! and the certificate, and records every state change with its event in the [`store`], from
+//! where [`events`] pushes it to the portal's WebSockets. [`domain`] holds the session and its
+//! rules; [`config`] and [`startup`] put the pieces together; [`dev`] runs everything with the
+//! mock carriers embedded.
+
+pub mod domain;
+pub mod engine;
+pub mod events;
+pub mod limiter;
+pub mod providers;
+pub mod store;
+pub mod verify;
+pub mod api;
+pub mod config;
+pub mod dev;
+pub mod startup;
+pub mod telemetry;

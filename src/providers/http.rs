@@ -1,0 +1,48 @@
+//! The HTTP client every adapter uses: rustls with the aws-lc-rs provider, the provider's extra
+//! roots, an optional client certificate, and hard timeouts. TLS verification is never off.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("building the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM files of extra roots to trust for the provider's TLS certificate.
+    #[serde(default)]
+    pub extra_roots: Vec<String>,
+    /// PEM file holding a client certificate and its key, for mTLS.
+    pub client_identity: Option<String>,
+}
+
+pub fn build_client(tls: &TlsConfig, timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    let read = |path: &String| {
+        std::fs::read(path).map_err(|source| ClientError::Read {
+            path: path.clone(),
+            source,
+        })
+    };
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("kyso/", env!("CARGO_PKG_VERSION")));
+    for path in &tls.extra_roots {
+        for cert in reqwest::Certificate::from_pem_bundle(&read(path)?)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(path) = &tls.client_identity {
+        builder = builder.identity(reqwest::Identity::from_pem(&read(path)?)?);
+    }
+    Ok(builder.build()?)
+}

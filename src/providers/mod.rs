@@ -1,0 +1,160 @@
+//! Providers: one adapter per provider kind behind the [`Provider`] trait. An adapter speaks its
+//! provider's wire protocol and nothing else: it never touches the database and never formats a
+//! response for the portal. The engine drives adapters; the API never knows which one it uses.
+
+pub mod http;
+pub mod registry;
+pub mod retry;
+pub mod smartca;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{ErrorCode, Purpose};
+use crate::verify::Scheme;
+
+/// A certificate as a provider hands it over: the signer's certificate and the intermediates
+/// the provider supplied (DER).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CertBundle {
+    #[serde(with = "b64")]
+    pub certificate: Vec<u8>,
+    #[serde(with = "b64_list")]
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// What the engine asks a provider to sign.
+#[derive(Debug, Clone)]
+pub struct SignRequest<'a> {
+    /// Derived from the session id: the same on every retry and after a restart.
+    pub transaction_id: &'a str,
+    pub signer: &'a str,
+    pub digest: &'a [u8; 32],
+    /// Already carries the verification code.
+    pub display_text: &'a str,
+    pub document_name: Option<&'a str>,
+    pub purpose: Purpose,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The provider accepted the request and (normally) pushed it to the phone.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Adapter-private state the engine persists and hands back on every status check
+    /// (e.g. the provider's own transaction code). Opaque JSON to everyone else.
+    pub state: serde_json::Value,
+    /// The certificate the provider will sign with, when it is known before the signature.
+    pub certificate: Option<CertBundle>,
+    pub first_check_in: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusRequest<'a> {
+    pub transaction_id: &'a str,
+    pub signer: &'a str,
+    pub state: &'a serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The user has not answered yet.
+    Waiting {
+        next_check_in: Duration,
+    },
+    Signed {
+        signature: Vec<u8>,
+        scheme: Scheme,
+        /// When the provider returns the certificate with the signature.
+        certificate: Option<CertBundle>,
+    },
+    Rejected {
+        provider_code: Option<String>,
+    },
+    Expired {
+        provider_code: Option<String>,
+    },
+    Failed(Failure),
+}
+
+/// A final failure reported by the provider (not a transport problem).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub provider_code: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Worth retrying: connect errors, timeouts, 5xx, 429.
+    #[error("provider unavailable: {0}")]
+    Transient(String),
+    /// The provider gave a definite answer that ends the session.
+    #[error("{}", .0.message)]
+    Final(Failure),
+}
+
+impl ProviderError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Transient(_))
+    }
+}
+
+/// A push from a provider, reduced to what kyso may act on. Unless `trusted`, it is only a
+/// hint that triggers a status check.
+#[derive(Debug, Clone)]
+pub struct CallbackHint {
+    pub transaction_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("callback rejected: {0}")]
+pub struct CallbackError(pub String);
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Sends the signature request. Must be safe to repeat with the same transaction id.
+    async fn start(&self, req: &SignRequest<'_>) -> Result<Started, ProviderError>;
+
+    async fn status(&self, req: &StatusRequest<'_>) -> Result<Outcome, ProviderError>;
+
+    /// Withdraws the request at the provider where the protocol allows it.
+    async fn cancel(&self, req: &StatusRequest<'_>) -> Result<(), ProviderError>;
+
+    /// The signer's certificates at the provider.
+    async fn certificates(&self, signer: &str) -> Result<Vec<CertBundle>, ProviderError>;
+
+    /// Parses a push. The body is untrusted; an error answers 400 to the caller.
+    fn parse_callback(&self, body: &[u8]) -> Result<Vec<CallbackHint>, CallbackError>;
+}
+
+/// Helpers for `CertBundle`'s base64 fields when persisted as JSON.
+mod b64 {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64_STANDARD.encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        BASE64_STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod b64_list {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|c| BASE64_STANDARD.encode(c)))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|s| BASE64_STANDARD.decode(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

@@ -1,0 +1,53 @@
+//! The configured provider instances by id: each adapter with what the engine needs around it
+//! (trust anchors, concurrency and rate limits, timeouts, signer rule).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::Provider;
+use crate::domain::SignerRule;
+use crate::limiter::TokenBucket;
+use crate::verify::TrustAnchors;
+
+pub struct ProviderEntry {
+    pub id: Arc<str>,
+    pub adapter: Arc<dyn Provider>,
+    pub anchors: TrustAnchors,
+    pub signer_rule: SignerRule,
+    pub default_timeout_s: u32,
+    /// How long transient failures of one call are retried before the engine reschedules.
+    pub retry_budget: Duration,
+    /// Bounds requests in flight to this provider across all sessions.
+    pub in_flight: Arc<Semaphore>,
+    /// Bounds requests per second to this provider.
+    pub rate: TokenBucket,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    entries: HashMap<String, Arc<ProviderEntry>>,
+}
+
+impl Registry {
+    pub fn insert(&mut self, entry: ProviderEntry) {
+        self.entries.insert(entry.id.to_string(), Arc::new(entry));
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<ProviderEntry>> {
+        self.entries.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.entries
+            .values()
+            .map(|e| e.in_flight.available_permits())
+            .sum()
+    }
+}

@@ -1,0 +1,700 @@
+//! The VNPT SmartCA adapter ("SP769" JSON API): looks up the signer's certificates, asks VNPT to
+//! push a hash-signing request to the SmartCA app, and polls for the raw PKCS#1 v1.5 signature.
+//! The SP credentials travel in every request body, so bodies are never logged. Wire types and
+//! the code tables live in [`wire`]; this file owns the calls, the certificate choice and the
+//! mapping onto the [`Provider`] trait.
+
+mod wire;
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use der::Decode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::http::{build_client, ClientError, TlsConfig};
+use super::{
+    CallbackError, CallbackHint, CertBundle, Failure, Outcome, Provider, ProviderError,
+    SignRequest, Started, StatusRequest,
+};
+use crate::domain::{verification_code, ErrorCode, Purpose};
+use crate::verify::Scheme;
+use wire::{classify, CertStatus, Classified, Envelope, UserCertificate};
+
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmartcaConfig {
+    /// e.g. `https://gwsca.vnpt.vn/sca/sp769`. One base per instance: public code has been
+    /// seen signing on production while polling UAT.
+    pub base_url: String,
+    pub sp_id: String,
+    /// Sent in every request body; never logged.
+    pub sp_password: SecretString,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// The first status check after the push: users rarely confirm within a few seconds.
+    #[serde(default = "default_poll_first_ms")]
+    pub poll_first_ms: u64,
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default)]
+    pub status_path_id: StatusPathId,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_poll_first_ms() -> u64 {
+    5_000
+}
+fn default_poll_interval_ms() -> u64 {
+    3_000
+}
+
+/// Which id goes into the status URL `/v1/signatures/sign/{id}/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusPathId {
+    /// kyso's own transaction id, as most public integrations poll.
+    #[default]
+    TransactionId,
+    /// VNPT's `tran_code` from the sign answer, as one public client polls.
+    TranCode,
+}
+
+impl StatusPathId {
+    /// The unconfirmed choice, kept here only. Without a stored `tran_code` (an answer that
+    /// lacked it) the transaction id is the only id there is.
+    fn pick<'a>(self, transaction_id: &'a str, state: &'a State) -> &'a str {
+        match (self, state.tran_code.as_deref()) {
+            (StatusPathId::TranCode, Some(code)) if !code.is_empty() => code,
+            _ => transaction_id,
+        }
+    }
+}
+
+/// What the engine persists for us between `start` and `status`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    #[serde(default)]
+    tran_code: Option<String>,
+    #[serde(default)]
+    serial_number: Option<String>,
+}
+
+pub struct SmartCa {
+    client: reqwest::Client,
+    /// Without a trailing slash, so endpoint paths append cleanly.
+    base_url: String,
+    sp_id: String,
+    sp_password: SecretString,
+    poll_first: Duration,
+    poll_interval: Duration,
+    status_path_id: StatusPathId,
+}
+
+impl SmartCa {
+    pub fn new(cfg: &SmartcaConfig) -> Result<Self, ClientError> {
+        let client = build_client(&cfg.tls, Duration::from_millis(cfg.request_timeout_ms))?;
+        let base_url = cfg.base_url.trim_end_matches('/').to_owned();
+        // Building (not sending) a request validates the URL now rather than on the first call.
+        client.post(&base_url).build()?;
+        Ok(Self {
+            client,
+            base_url,
+            sp_id: cfg.sp_id.clone(),
+            sp_password: cfg.sp_password.clone(),
+            poll_first: Duration::from_millis(cfg.poll_first_ms),
+            poll_interval: Duration::from_millis(cfg.poll_interval_ms),
+            status_path_id: cfg.status_path_id,
+        })
+    }
+
+    /// POSTs `body` and reads the envelope. Only transport trouble and unreadable answers are
+    /// errors here; the caller classifies `status_code`.
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        transaction_id: &str,
+        body: &B,
+    ) -> Result<Envelope<T>, ProviderError> {
+        let url = format!("{}{path}", self.base_url);
+        let resp = self
+            .client
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| transport(endpoint, &e))?;
+        let http = resp.status();
+        if http.is_server_error()
+            || http == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || http == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            tracing::debug!(
+                transaction_id,
+                endpoint,
+                http = http.as_u16(),
+                "VNPT SmartCA unavailable"
+            );
+            return Err(ProviderError::Transient(format!(
+                "VNPT SmartCA {endpoint}: HTTP {http}"
+            )));
+        }
+        let bytes = read_capped(resp, MAX_RESPONSE_BYTES, endpoint).await?;
+        let envelope: Envelope<T> = serde_json::from_slice(&bytes).map_err(|e| {
+            provider_failure(
+                Some(format!("http-{}", http.as_u16())),
+                format!("VNPT SmartCA {endpoint}: unreadable answer (HTTP {http}): {e}"),
+            )
+        })?;
+        tracing::debug!(
+            transaction_id,
+            endpoint,
+            http = http.as_u16(),
+            status_code = %envelope.status_code,
+            "VNPT SmartCA answered"
+        );
+        if !http.is_success() && envelope.status_code == "200" {
+            return Err(provider_failure(
+                Some(format!("http-{}", http.as_u16())),
+                format!("VNPT SmartCA {endpoint}: HTTP {http} with status_code 200"),
+            ));
+        }
+        Ok(envelope)
+    }
+
+    async fn user_certificates(
+        &self,
+        user_id: &str,
+        transaction_id: &str,
+    ) -> Result<Vec<UserCertificate>, ProviderError> {
+        let body = wire::GetCertificateRequest {
+            sp_id: &self.sp_id,
+            sp_password: self.sp_password.expose_secret(),
+            user_id,
+            serial_number: None,
+            transaction_id,
+        };
+        let env: Envelope<wire::CertificateData> = self
+            .post(
+                "get_certificate",
+                "/v1/credentials/get_certificate",
+                transaction_id,
+                &body,
+            )
+            .await?;
+        classify(&env.status_code, env.message.as_deref().unwrap_or("")).require_ok()?;
+        Ok(env
+            .data
+            .and_then(|d| d.user_certificates)
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Provider for SmartCa {
+    async fn start(&self, req: &SignRequest<'_>) -> Result<Started, ProviderError> {
+        // Derived from the session's transaction id so a repeated start repeats it too.
+        let cert_tx = format!("{}-cert", req.transaction_id);
+        let certs = self.user_certificates(req.signer, &cert_tx).await?;
+        let chosen = choose_certificate(&certs, Utc::now()).map_err(ProviderError::Final)?;
+        let body = wire::SignRequest {
+            sp_id: &self.sp_id,
+            sp_password: self.sp_password.expose_secret(),
+            user_id: req.signer,
+            transaction_id: req.transaction_id,
+            transaction_desc: req.display_text,
+            serial_number: &chosen.serial,
+            time_stamp: Utc::now().format("%Y%m%d%H%M%SZ").to_string(),
+            sign_files: vec![wire::SignFile {
+                data_to_be_signed: hex::encode(req.digest),
+                doc_id: doc_id(req),
+                file_type: file_type(req.document_name),
+                sign_type: "hash",
+            }],
+        };
+        // VNPT deduplicates on transaction_id, so repeating this call shows no second prompt.
+        let env: Envelope<wire::SignData> = self
+            .post("sign", "/v1/signatures/sign", req.transaction_id, &body)
+            .await?;
+        classify(&env.status_code, env.message.as_deref().unwrap_or("")).require_ok()?;
+        let state = State {
+            tran_code: env.data.and_then(|d| d.tran_code),
+            serial_number: Some(chosen.serial),
+        };
+        Ok(Started {
+            state: serde_json::to_value(&state).unwrap_or_default(),
+            certificate: Some(chosen.bundle),
+            first_check_in: self.poll_first,
+        })
+    }
+
+    async fn status(&self, req: &StatusRequest<'_>) -> Result<Outcome, ProviderError> {
+        // A missing or older state still lets us poll by transaction id.
+        let state: State = serde_json::from_value(req.state.clone()).unwrap_or_default();
+        let id = self.status_path_id.pick(req.transaction_id, &state);
+        let path = format!("/v1/signatures/sign/{}/status", encode_segment(id));
+        let env: Envelope<wire::StatusData> = self
+            .post("status", &path, req.transaction_id, &serde_json::json!({}))
+            .await?;
+        match classify(&env.status_code, env.message.as_deref().unwrap_or("")) {
+            Classified::Ok => {}
+            Classified::Transient(msg) => return Err(ProviderError::Transient(msg)),
+            Classified::Failed(f) => return Ok(Outcome::Failed(f)),
+            Classified::Rejected { provider_code } => {
+                return Ok(Outcome::Rejected {
+                    provider_code: Some(provider_code),
+                })
+            }
+            Classified::Expired { provider_code } => {
+                return Ok(Outcome::Expired {
+                    provider_code: Some(provider_code),
+                })
+            }
+        }
+        // The answer's transaction_id is not compared: public clients disagree on which id
+        // VNPT echoes, and the verifier rejects a signature over any other digest anyway.
+        let value = env
+            .data
+            .and_then(|d| d.signatures)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|s| s.signature_value.filter(|v| !v.trim().is_empty()));
+        let Some(value) = value else {
+            return Ok(Outcome::Waiting {
+                next_check_in: self.poll_interval,
+            });
+        };
+        Ok(match wire::decode_b64(&value) {
+            Some(signature) => Outcome::Signed {
+                signature,
+                scheme: Scheme::Pkcs1v15,
+                certificate: None,
+            },
+            None => Outcome::Failed(Failure {
+                code: ErrorCode::InvalidSignature,
+                provider_code: None,
+                message: "VNPT SmartCA returned a signature_value that is not base64".into(),
+            }),
+        })
+    }
+
+    async fn cancel(&self, _req: &StatusRequest<'_>) -> Result<(), ProviderError> {
+        // SP769 has no cancel endpoint: the request stays in the app until VNPT drops it.
+        // The engine still marks the session cancelled and ignores any later signature.
+        Ok(())
+    }
+
+    async fn certificates(&self, signer: &str) -> Result<Vec<CertBundle>, ProviderError> {
+        // A listing belongs to no session, so its transaction id is fresh each time.
+        let tx = format!("kyso-cert-{}", ulid::Ulid::new());
+        let certs = self.user_certificates(signer, &tx).await?;
+        Ok(certs.iter().filter_map(bundle).collect())
+    }
+
+    fn parse_callback(&self, body: &[u8]) -> Result<Vec<CallbackHint>, CallbackError> {
+        if body.len() > MAX_CALLBACK_BYTES {
+            return Err(CallbackError(format!(
+                "body over {MAX_CALLBACK_BYTES} bytes"
+            )));
+        }
+        let hook: wire::Webhook = serde_json::from_slice(body)
+            .map_err(|e| CallbackError(format!("not a SmartCA webhook: {e}")))?;
+        // Not authentication (the sp_id is no secret), just a guard against a misrouted push.
+        if hook.sp_id.as_deref().is_some_and(|id| id != self.sp_id) {
+            return Err(CallbackError("webhook for another sp_id".into()));
+        }
+        let tx = hook.transaction_id.trim();
+        // The id ends up in logs and lookups: accept only what kyso could have sent.
+        if tx.is_empty() || tx.len() > 128 || !tx.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CallbackError("malformed transaction_id".into()));
+        }
+        Ok(vec![CallbackHint {
+            transaction_id: tx.to_owned(),
+        }])
+    }
+}
+
+/// The certificate `start` signs with.
+#[derive(Debug)]
+struct Chosen {
+    serial: String,
+    bundle: CertBundle,
+}
+
+/// Picks the certificate to sign with: usable (not locked, revoked or expired, valid now),
+/// then known-active before unknown status, a personal SMARTCA before an ESEAL, and the one
+/// that lasts longest. With nothing usable, the failure names the strongest reason seen.
+fn choose_certificate(certs: &[UserCertificate], now: DateTime<Utc>) -> Result<Chosen, Failure> {
+    let mut best: Option<((u8, u8, Reverse<Option<DateTime<Utc>>>), Chosen)> = None;
+    let mut refusal: Option<Failure> = None;
+    for cert in certs {
+        let serial = cert.serial_number.clone().filter(|s| !s.is_empty());
+        let (Some(serial), Some(bundle)) = (serial, bundle(cert)) else {
+            continue;
+        };
+        let raw_status = cert.cert_status.clone();
+        let status = raw_status
+            .as_deref()
+            .map_or(CertStatus::Unknown, wire::normalise_cert_status);
+        let validity = validity(cert, &bundle.certificate);
+        let reason = match status {
+            CertStatus::Locked => Some((ErrorCode::PinBlocked, raw_status, "locked")),
+            CertStatus::Revoked => Some((ErrorCode::RevokedCertificate, raw_status, "revoked")),
+            CertStatus::Expired => Some((ErrorCode::CertificateExpired, raw_status, "expired")),
+            CertStatus::Active | CertStatus::Unknown => match validity {
+                Some((_, to)) if now > to => Some((ErrorCode::CertificateExpired, None, "expired")),
+                Some((from, _)) if now < from => {
+                    Some((ErrorCode::NoCertificate, None, "not yet valid"))
+                }
+                _ => None,
+            },
+        };
+        if let Some((code, provider_code, why)) = reason {
+            let stronger = refusal
+                .as_ref()
+                .is_none_or(|r| weight(code) > weight(r.code));
+            if stronger {
+                refusal = Some(Failure {
+                    code,
+                    provider_code,
+                    message: format!("the signer's SmartCA certificate is {why}"),
+                });
+            }
+            continue;
+        }
+        let rank = (
+            u8::from(status != CertStatus::Active),
+            match cert.service_type.as_deref().map(str::trim) {
+                Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_PERSON) => 0,
+                Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_SEAL) => 1,
+                _ => 2,
+            },
+            Reverse(validity.map(|(_, to)| to)),
+        );
+        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+            best = Some((rank, Chosen { serial, bundle }));
+        }
+    }
+    best.map(|(_, chosen)| chosen).ok_or_else(|| {
+        refusal.unwrap_or(Failure {
+            code: ErrorCode::NoCertificate,
+            provider_code: None,
+            message: "the signer has no SmartCA certificate".into(),
+        })
+    })
+}
+
+/// A locked account is what the user can act on, so it wins over the other refusals.
+fn weight(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::PinBlocked => 3,
+        ErrorCode::RevokedCertificate => 2,
+        ErrorCode::CertificateExpired => 1,
+        _ => 0,
+    }
+}
+
+fn bundle(cert: &UserCertificate) -> Option<CertBundle> {
+    let certificate = wire::decode_b64(cert.cert_data.as_deref()?)?;
+    // Issuer first. An undecodable intermediate is dropped: the verifier can still use the
+    // intermediates configured for the provider.
+    let chain = cert
+        .chain_data
+        .iter()
+        .flat_map(|c| [&c.ca_cert, &c.root_cert]);
+    let chain = chain
+        .filter_map(|c| wire::decode_b64(c.as_deref()?))
+        .collect();
+    Some(CertBundle { certificate, chain })
+}
+
+/// The validity period, from the DER when it parses (authoritative, and its format is fixed),
+/// else from VNPT's date strings, whose format is undocumented.
+fn validity(cert: &UserCertificate, der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    if let Ok(parsed) = x509_cert::Certificate::from_der(der) {
+        let v = &parsed.tbs_certificate.validity;
+        let at = |t: x509_cert::time::Time| DateTime::<Utc>::from(t.to_system_time());
+        return Some((at(v.not_before), at(v.not_after)));
+    }
+    Some((
+        parse_date(cert.cert_valid_from.as_deref()?)?,
+        parse_date(cert.cert_valid_to.as_deref()?)?,
+    ))
+}
+
+fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%d/%m/%Y %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .map(|t| t.and_utc())
+}
+
+/// What the app shows next to the request: the document's name, else the purpose and the
+/// verification code the portal shows, as in VNPT's own example (`register-4821`).
+fn doc_id(req: &SignRequest<'_>) -> String {
+    match req.document_name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => wire::clip(name, 128),
+        None => {
+            let purpose = match req.purpose {
+                Purpose::Register => "register",
+                Purpose::Login => "login",
+                Purpose::Sign => "sign",
+            };
+            format!("{purpose}-{}", verification_code(req.digest))
+        }
+    }
+}
+
+/// Informative only; VNPT knows pdf, xml, word and json.
+fn file_type(document_name: Option<&str>) -> &'static str {
+    let ext = document_name
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("pdf") => "pdf",
+        Some("xml") => "xml",
+        Some("doc" | "docx") => "word",
+        _ => "json",
+    }
+}
+
+/// Percent-encodes an id for one URL path segment: `tran_code` comes from VNPT.
+fn encode_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+    endpoint: &'static str,
+) -> Result<Vec<u8>, ProviderError> {
+    let too_large = || {
+        provider_failure(
+            None,
+            format!("VNPT SmartCA {endpoint}: answer over {cap} bytes"),
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(endpoint, &e))? {
+        if buf.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+fn transport(endpoint: &str, e: &reqwest::Error) -> ProviderError {
+    ProviderError::Transient(format!("VNPT SmartCA {endpoint}: {e}"))
+}
+
+fn provider_failure(provider_code: Option<String>, message: String) -> ProviderError {
+    ProviderError::Final(Failure {
+        code: ErrorCode::ProviderError,
+        provider_code,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::prelude::{Engine, BASE64_STANDARD};
+
+    fn cert(serial: &str, service: &str, status: &str, from: &str, to: &str) -> UserCertificate {
+        UserCertificate {
+            service_type: Some(service.into()),
+            cert_status: Some(status.into()),
+            serial_number: Some(serial.into()),
+            cert_valid_from: Some(from.into()),
+            cert_valid_to: Some(to.into()),
+            // Not DER, so the date strings decide validity.
+            cert_data: Some(BASE64_STANDARD.encode(serial)),
+            chain_data: Some(wire::ChainData {
+                ca_cert: Some(BASE64_STANDARD.encode("ca")),
+                root_cert: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        parse_date("2026-06-01T00:00:00Z").expect("date")
+    }
+
+    const FROM: &str = "2025-01-01T00:00:00Z";
+    const TO: &str = "2027-01-01T00:00:00Z";
+
+    #[test]
+    fn an_active_personal_certificate_valid_now_is_chosen() {
+        let certs = [
+            cert("seal", "ESEAL", "Đang hoạt động", FROM, TO),
+            cert(
+                "old",
+                "SMARTCA",
+                "ACTIVE",
+                "2020-01-01T00:00:00Z",
+                "2021-01-01T00:00:00Z",
+            ),
+            cert("locked", "SMARTCA", "Đã khóa", FROM, TO),
+            cert(
+                "person",
+                "SMARTCA",
+                "Hoạt động",
+                FROM,
+                "2026-12-01 00:00:00",
+            ),
+        ];
+        let chosen = choose_certificate(&certs, now()).expect("a certificate");
+        assert_eq!(chosen.serial, "person");
+        assert_eq!(chosen.bundle.certificate, b"person");
+        assert_eq!(chosen.bundle.chain, vec![b"ca".to_vec()]);
+    }
+
+    #[test]
+    fn a_seal_is_chosen_when_there_is_no_personal_certificate() {
+        let certs = [
+            cert("seal", "ESEAL", "1", FROM, TO),
+            cert("unknown", "SMARTCA", "pending review", FROM, TO),
+        ];
+        assert_eq!(
+            choose_certificate(&certs, now()).expect("cert").serial,
+            "seal"
+        );
+    }
+
+    #[test]
+    fn an_unknown_status_is_still_usable_as_a_last_resort() {
+        let certs = [cert("unknown", "SMARTCA", "pending review", FROM, TO)];
+        assert_eq!(
+            choose_certificate(&certs, now()).expect("cert").serial,
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn no_certificate_at_all_is_no_certificate() {
+        let err = choose_certificate(&[], now()).expect_err("nothing to choose");
+        assert_eq!(err.code, ErrorCode::NoCertificate);
+        assert_eq!(err.provider_code, None);
+    }
+
+    #[test]
+    fn only_locked_certificates_mean_pin_blocked_with_the_raw_status() {
+        let certs = [
+            cert(
+                "old",
+                "SMARTCA",
+                "ACTIVE",
+                "2020-01-01T00:00:00Z",
+                "2021-01-01T00:00:00Z",
+            ),
+            cert("locked", "SMARTCA", "Đã khóa", FROM, TO),
+        ];
+        let err = choose_certificate(&certs, now()).expect_err("none usable");
+        assert_eq!(err.code, ErrorCode::PinBlocked);
+        assert_eq!(err.provider_code.as_deref(), Some("Đã khóa"));
+    }
+
+    #[test]
+    fn only_expired_or_revoked_certificates_say_so() {
+        let expired = [cert(
+            "old",
+            "SMARTCA",
+            "ACTIVE",
+            "2020-01-01T00:00:00Z",
+            "2021-01-01T00:00:00Z",
+        )];
+        let err = choose_certificate(&expired, now()).expect_err("expired");
+        assert_eq!(err.code, ErrorCode::CertificateExpired);
+        let revoked = [cert("r", "SMARTCA", "Đã thu hồi", FROM, TO)];
+        let err = choose_certificate(&revoked, now()).expect_err("revoked");
+        assert_eq!(err.code, ErrorCode::RevokedCertificate);
+    }
+
+    #[test]
+    fn status_ids_follow_the_configured_choice() {
+        let state = State {
+            tran_code: Some("TC 1".into()),
+            serial_number: None,
+        };
+        assert_eq!(StatusPathId::TransactionId.pick("kyso-t", &state), "kyso-t");
+        assert_eq!(StatusPathId::TranCode.pick("kyso-t", &state), "TC 1");
+        assert_eq!(
+            StatusPathId::TranCode.pick("kyso-t", &State::default()),
+            "kyso-t"
+        );
+        assert_eq!(encode_segment("TC 1/x"), "TC%201%2Fx");
+    }
+
+    #[test]
+    fn config_defaults_and_secrets() {
+        let cfg: SmartcaConfig = serde_json::from_value(serde_json::json!({
+            "base_url": "http://127.0.0.1:8701/sca/sp769/",
+            "sp_id": "sp", "sp_password": "hunter2"
+        }))
+        .expect("config");
+        assert_eq!(
+            (
+                cfg.request_timeout_ms,
+                cfg.poll_first_ms,
+                cfg.poll_interval_ms
+            ),
+            (10_000, 5_000, 3_000)
+        );
+        assert_eq!(cfg.status_path_id, StatusPathId::TransactionId);
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let smartca = SmartCa::new(&cfg).expect("client");
+        assert_eq!(smartca.base_url, "http://127.0.0.1:8701/sca/sp769");
+    }
+
+    #[test]
+    fn a_webhook_becomes_a_hint_and_junk_is_refused() {
+        let cfg: SmartcaConfig = serde_json::from_value(serde_json::json!({
+            "base_url": "http://127.0.0.1:8701/sca/sp769", "sp_id": "sp", "sp_password": "x"
+        }))
+        .expect("config");
+        let smartca = SmartCa::new(&cfg).expect("client");
+        let hints = smartca
+            .parse_callback(br#"{"sp_id":"sp","status_code":200,"transaction_id":"kyso-ses_1","signed_files":null}"#)
+            .expect("hint");
+        assert_eq!(hints[0].transaction_id, "kyso-ses_1");
+        assert!(smartca.parse_callback(b"not json").is_err());
+        assert!(smartca
+            .parse_callback(br#"{"sp_id":"other","transaction_id":"t"}"#)
+            .is_err());
+        assert!(smartca
+            .parse_callback(&vec![b' '; MAX_CALLBACK_BYTES + 1])
+            .is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! Builds the application from its configuration and runs it: the HTTP server and the
+//! scheduler, until a shutdown signal. Tests use the same code on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::api::{self, AppState, Tenants};
+use crate::config::{Config, ProviderKind};
+use crate::domain::SignerRule;
+use crate::engine::{Engine, EngineConfig};
+use crate::events::tickets::Tickets;
+use crate::events::Hub;
+use crate::limiter::TokenBucket;
+use crate::providers::registry::{ProviderEntry, Registry};
+use crate::providers::smartca::SmartCa;
+use crate::providers::Provider;
+use crate::verify::TrustAnchors;
+use crate::{store, telemetry};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        Self::with_listener(config, listener).await
+    }
+
+    pub async fn with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        telemetry::install_crypto_provider();
+        let store = store::open(&config.database.url)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&config.database.url)))?;
+        let providers = Arc::new(build_registry(&config)?);
+        let engine = Engine::new(
+            store,
+            Hub::new(config.events.buffer),
+            providers,
+            EngineConfig {
+                tick: Duration::from_millis(config.engine.tick_ms),
+            },
+        );
+        let state = AppState {
+            engine,
+            tenants: Arc::new(Tenants::new(&config.tenants)),
+            tickets: Arc::new(Tickets::new(Duration::from_secs(config.events.ticket_ttl_s))),
+            config: Arc::new(config),
+            metrics: telemetry::metrics_handle(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves: stops accepting, lets in-flight requests finish, and
+    /// leaves pending sessions in the database for the next start.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let engine = self.state.engine.clone();
+        let mut engine_stop = stop_rx.clone();
+        let scheduler = tokio::spawn(engine.run(async move {
+            let _ = engine_stop.wait_for(|s| *s).await;
+        }));
+        let app = api::router(self.state);
+        let mut server_stop = stop_rx;
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        server.await.context("serving HTTP")?;
+        let _ = scheduler.await;
+        Ok(())
+    }
+}
+
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn build_registry(config: &Config) -> anyhow::Result<Registry> {
+    let mut registry = Registry::default();
+    for (id, p) in &config.providers {
+        let (adapter, signer_rule): (Arc<dyn Provider>, SignerRule) = match p.kind {
+            ProviderKind::Smartca => {
+                let cfg = p
+                    .smartca
+                    .as_ref()
+                    .with_context(|| format!("provider {id}: missing [smartca]"))?;
+                (Arc::new(SmartCa::new(cfg)?), SignerRule::UserId)
+            }
+        };
+        registry.insert(ProviderEntry {
+            id: id.as_str().into(),
+            adapter,
+            anchors: load_anchors(&p.trust_anchors)
+                .with_context(|| format!("provider {id}: trust anchors"))?,
+            signer_rule,
+            default_timeout_s: p.default_timeout_s,
+            retry_budget: Duration::from_millis(p.retry_budget_ms),
+            in_flight: Arc::new(Semaphore::new(p.max_in_flight.max(1))),
+            rate: TokenBucket::new(p.rate_per_s, p.rate_per_s),
+        });
+    }
+    Ok(registry)
+}
+
+/// Reads PEM (one or more certificates) or DER files into one anchor set.
+pub fn load_anchors(paths: &[String]) -> anyhow::Result<TrustAnchors> {
+    use der::Encode;
+    let mut ders = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(Path::new(path)).with_context(|| format!("reading {path}"))?;
+        if bytes.starts_with(b"-----BEGIN") {
+            for cert in x509_cert::Certificate::load_pem_chain(&bytes)
+                .with_context(|| format!("parsing PEM {path}"))?
+            {
+                ders.push(cert.to_der()?);
+            }
+        } else {
+            ders.push(bytes);
+        }
+    }
+    anyhow::ensure!(!ders.is_empty(), "no trust anchor configured");
+    Ok(TrustAnchors::from_der(ders)?)
+}

@@ -1,0 +1,113 @@
+//! Per-certificate rules that do not need another certificate: validity at the signing time,
+//! the extensions kyso understands (key usage, basic constraints) and refusing critical
+//! extensions it does not, since ignoring one (say, name constraints) would widen trust.
+
+use chrono::{DateTime, Utc};
+use der::asn1::ObjectIdentifier;
+use der::Decode;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
+use x509_cert::time::Time;
+use x509_cert::Certificate;
+
+use super::VerifyError;
+
+const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+
+/// Critical extensions that are safe to accept: either checked here, or (extended key usage,
+/// policies, alternative names) only ever narrowing what the certificate may be used for.
+const UNDERSTOOD_CRITICAL: &[ObjectIdentifier] = &[
+    KEY_USAGE,
+    BASIC_CONSTRAINTS,
+    ObjectIdentifier::new_unwrap("2.5.29.37"), // extKeyUsage
+    ObjectIdentifier::new_unwrap("2.5.29.32"), // certificatePolicies
+    ObjectIdentifier::new_unwrap("2.5.29.17"), // subjectAltName
+    ObjectIdentifier::new_unwrap("2.5.29.14"), // subjectKeyIdentifier
+    ObjectIdentifier::new_unwrap("2.5.29.35"), // authorityKeyIdentifier
+];
+
+pub(crate) fn to_utc(time: Time) -> Result<DateTime<Utc>, VerifyError> {
+    let since_epoch = time.to_unix_duration();
+    i64::try_from(since_epoch.as_secs())
+        .ok()
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .ok_or_else(|| VerifyError::MalformedCertificate(format!("time {time} out of range")))
+}
+
+/// RFC 5280 validity is inclusive at both ends.
+pub(crate) fn require_valid_at(cert: &Certificate, at: DateTime<Utc>) -> Result<(), VerifyError> {
+    let validity = &cert.tbs_certificate.validity;
+    if at < to_utc(validity.not_before)? {
+        Err(VerifyError::CertificateNotYetValid)
+    } else if at > to_utc(validity.not_after)? {
+        Err(VerifyError::CertificateExpired)
+    } else {
+        Ok(())
+    }
+}
+
+/// The one extension with this id; a repeated extension is malformed (RFC 5280 §4.2) and
+/// would let a verifier and a relying party disagree about which copy counts.
+fn extension<'a, T: Decode<'a>>(
+    cert: &'a Certificate,
+    id: ObjectIdentifier,
+) -> Result<Option<T>, VerifyError> {
+    let mut found = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|ext| ext.extn_id == id);
+    let Some(ext) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(VerifyError::MalformedCertificate(format!(
+            "extension {id} appears more than once"
+        )));
+    }
+    T::from_der(ext.extn_value.as_bytes())
+        .map(Some)
+        .map_err(|e| VerifyError::MalformedCertificate(format!("extension {id}: {e}")))
+}
+
+pub(crate) fn key_usage(cert: &Certificate) -> Result<Option<KeyUsage>, VerifyError> {
+    extension(cert, KEY_USAGE)
+}
+
+pub(crate) fn basic_constraints(
+    cert: &Certificate,
+) -> Result<Option<BasicConstraints>, VerifyError> {
+    extension(cert, BASIC_CONSTRAINTS)
+}
+
+/// The signer certificate must say it may sign. A missing key usage extension would
+/// technically allow everything, but every CA kyso trusts sets it on signing certificates, so
+/// its absence means the certificate was not issued for signing.
+pub(crate) fn require_signing_usage(cert: &Certificate) -> Result<(), VerifyError> {
+    match key_usage(cert)? {
+        Some(usage) if usage.digital_signature() || usage.non_repudiation() => Ok(()),
+        Some(_) => Err(VerifyError::UntrustedCertificate(
+            "key usage lacks digitalSignature and nonRepudiation".into(),
+        )),
+        None => Err(VerifyError::UntrustedCertificate(
+            "certificate has no key usage extension".into(),
+        )),
+    }
+}
+
+pub(crate) fn require_understood_extensions(cert: &Certificate) -> Result<(), VerifyError> {
+    let unknown = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|ext| ext.critical && !UNDERSTOOD_CRITICAL.contains(&ext.extn_id));
+    match unknown {
+        Some(ext) => Err(VerifyError::UntrustedCertificate(format!(
+            "unsupported critical extension {}",
+            ext.extn_id
+        ))),
+        None => Ok(()),
+    }
+}
