@@ -195,7 +195,11 @@ impl Config {
         }
         for (id, p) in &self.providers {
             if p.kind == ProviderKind::Smartca && p.smartca.is_none() {
-                return Err(ConfigError::MissingSection(id.clone(), "smartca", "smartca"));
+                return Err(ConfigError::MissingSection(
+                    id.clone(),
+                    "smartca",
+                    "smartca",
+                ));
             }
         }
         Ok(())

@@ -80,7 +80,13 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         rand::thread_rng().fill_bytes(&mut b);
         format!("kyso_dev_{}", hex::encode(b))
     });
-    let config = dev_config(opts.listen, mock_addr, &opts.state_dir, &root_path, &api_key)?;
+    let config = dev_config(
+        opts.listen,
+        mock_addr,
+        &opts.state_dir,
+        &root_path,
+        &api_key,
+    )?;
     let app = Application::build(config).await?;
     let gateway = app.local_addr();
     mock.set_smartca_webhook_url(Some(format!("http://{gateway}/callbacks/vnpt-smartca")));
@@ -89,7 +95,10 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!("  gateway        http://{gateway}");
     println!("  API key        {api_key}");
     println!("  virtual phone  http://{mock_addr}/phone/<signer>   (e.g. /phone/001099012999)");
-    println!("  mock carriers  http://{mock_addr}   (root CA: {})", root_path.display());
+    println!(
+        "  mock carriers  http://{mock_addr}   (root CA: {})",
+        root_path.display()
+    );
     println!("  try: curl -H 'Authorization: Bearer {api_key}' http://{gateway}/v1/signatures");
 
     let mock_task = tokio::spawn(mock_carriers::serve(mock_listener, mock, shutdown_signal()));

@@ -7,15 +7,15 @@
 //! rules; [`config`] and [`startup`] put the pieces together; [`dev`] runs everything with the
 //! mock carriers embedded.
 
+pub mod api;
+pub mod config;
+pub mod dev;
 pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod limiter;
 pub mod providers;
-pub mod store;
-pub mod verify;
-pub mod api;
-pub mod config;
-pub mod dev;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
+pub mod verify;

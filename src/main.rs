@@ -53,7 +53,9 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 mock_listen,
                 state_dir,
-                api_key: std::env::var("KYSO_DEV_API_KEY").ok().filter(|k| !k.is_empty()),
+                api_key: std::env::var("KYSO_DEV_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
             })
             .await
         }

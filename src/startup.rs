@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{watch, Semaphore};
 
 use crate::api::{self, AppState, Tenants};
 use crate::config::{Config, ProviderKind};
@@ -54,7 +54,9 @@ impl Application {
         let state = AppState {
             engine,
             tenants: Arc::new(Tenants::new(&config.tenants)),
-            tickets: Arc::new(Tickets::new(Duration::from_secs(config.events.ticket_ttl_s))),
+            tickets: Arc::new(Tickets::new(Duration::from_secs(
+                config.events.ticket_ttl_s,
+            ))),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
         };
@@ -69,7 +71,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves: stops accepting, lets in-flight requests finish, and
     /// leaves pending sessions in the database for the next start.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let engine = self.state.engine.clone();
         let mut engine_stop = stop_rx.clone();

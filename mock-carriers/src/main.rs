@@ -9,7 +9,10 @@ use clap::Parser;
 use mock_carriers::{serve, MockCarriers, MockConfig};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Mock signing providers, PKI and virtual phone for kyso")]
+#[command(
+    version,
+    about = "Mock signing providers, PKI and virtual phone for kyso"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "MOCK_LISTEN", default_value = "127.0.0.1:8701")]
@@ -24,7 +27,12 @@ struct Args {
     #[arg(long, env = "MOCK_SMARTCA_SP_ID", default_value = "kyso-dev")]
     smartca_sp_id: String,
     /// SmartCA sp_password callers must present.
-    #[arg(long, env = "MOCK_SMARTCA_SP_PASSWORD", default_value = "kyso-dev-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MOCK_SMARTCA_SP_PASSWORD",
+        default_value = "kyso-dev-secret",
+        hide_env_values = true
+    )]
     smartca_sp_password: String,
     /// Where to POST SmartCA webhooks when a request completes.
     #[arg(long, env = "MOCK_SMARTCA_WEBHOOK_URL")]
@@ -35,10 +43,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let mock = MockCarriers::new(MockConfig {

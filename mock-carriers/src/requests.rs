@@ -111,6 +111,8 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     approve_delay: Duration,
+    window: Duration,
+    max_requests: usize,
 }
 
 /// Counters for `GET /admin/stats`.
@@ -124,9 +126,16 @@ pub struct Stats {
 
 impl Store {
     pub fn new(approve_delay: Duration) -> Self {
+        Self::with_limits(approve_delay, CONFIRMATION_WINDOW, MAX_REQUESTS)
+    }
+
+    /// A store with its own confirmation window and capacity (tests use small ones).
+    pub fn with_limits(approve_delay: Duration, window: Duration, max_requests: usize) -> Self {
         Self {
             inner: Mutex::default(),
             approve_delay,
+            window,
+            max_requests,
         }
     }
 
@@ -168,7 +177,7 @@ impl Store {
                 return Ok((req, false));
             }
         }
-        if inner.requests.len() >= MAX_REQUESTS && !inner.evict_one() {
+        if inner.requests.len() >= self.max_requests && !inner.evict_one() {
             return Err(SubmitError::Full);
         }
         inner.next_id += 1;
@@ -178,7 +187,7 @@ impl Store {
             AutoOutcome::ApproveAfterDelay | AutoOutcome::RefuseAfterDelay => {
                 now + self.approve_delay
             }
-            AutoOutcome::ExpireAfterWindow => now + CONFIRMATION_WINDOW,
+            AutoOutcome::ExpireAfterWindow => now + self.window,
         };
         let req = SignRequest {
             id: format!("req_{n}"),

@@ -30,7 +30,11 @@ pub async fn callback(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|_| ApiError::TooLarge)?;
-    let entry = app.engine.providers.get(&provider).ok_or(ApiError::NotFound)?;
+    let entry = app
+        .engine
+        .providers
+        .get(&provider)
+        .ok_or(ApiError::NotFound)?;
     let hints = entry.adapter.parse_callback(&body).map_err(|e| {
         metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "malformed").increment(1);
         ApiError::bad_request("invalid_callback", e.to_string())
@@ -48,6 +52,7 @@ pub async fn callback(
         app.engine.wake();
     }
     let result = if woken > 0 { "woken" } else { "ignored" };
-    metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result).increment(1);
+    metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result)
+        .increment(1);
     Ok(Json(json!({ "received": true })))
 }

@@ -51,15 +51,15 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let tenant = match (bearer(&headers), p.ticket.as_deref()) {
         (Some(key), _) => app.tenants.by_key(key),
-        (None, Some(t)) => app
-            .tickets
-            .redeem(t)
-            .and_then(|id| app.tenants.by_id(&id)),
+        (None, Some(t)) => app.tickets.redeem(t).and_then(|id| app.tenants.by_id(&id)),
         (None, None) => None,
     }
     .ok_or(ApiError::Unauthorized)?;
     if p.after.is_some_and(|a| a < 0) {
-        return Err(ApiError::bad_request("invalid_request", "after must be ≥ 0"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "after must be ≥ 0",
+        ));
     }
     let session = match p.session.as_deref() {
         Some(s) => Some(SessionId::parse(s).ok_or_else(|| {

@@ -46,7 +46,10 @@ impl Tenants {
     }
 
     pub fn by_id(&self, id: &str) -> Option<Arc<TenantEntry>> {
-        self.by_key_hash.values().find(|t| t.config.id == id).cloned()
+        self.by_key_hash
+            .values()
+            .find(|t| t.config.id == id)
+            .cloned()
     }
 }
 

@@ -15,7 +15,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
@@ -66,7 +68,11 @@ struct UlidRequestId;
 
 impl MakeRequestId for UlidRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        ulid::Ulid::new().to_string().parse().ok().map(RequestId::new)
+        ulid::Ulid::new()
+            .to_string()
+            .parse()
+            .ok()
+            .map(RequestId::new)
     }
 }
 

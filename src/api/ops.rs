@@ -24,7 +24,10 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     match app.engine.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (

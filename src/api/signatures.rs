@@ -46,9 +46,10 @@ pub async fn create(
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().ok().filter(|k| {
-                !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.is_ascii()
-            });
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.is_ascii());
             Some(
                 k.ok_or_else(|| {
                     ApiError::bad_request(
@@ -60,12 +61,17 @@ pub async fn create(
             )
         }
     };
-    let entry = app.engine.providers.get(&input.provider).cloned().ok_or_else(|| {
-        ApiError::bad_request(
-            "unknown_provider",
-            format!("provider `{}` is not configured", input.provider),
-        )
-    })?;
+    let entry = app
+        .engine
+        .providers
+        .get(&input.provider)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_provider",
+                format!("provider `{}` is not configured", input.provider),
+            )
+        })?;
     let limits = Limits {
         signer_rule: entry.signer_rule,
         default_timeout_s: entry.default_timeout_s,
@@ -121,7 +127,7 @@ pub async fn create(
             app.engine.wake();
             Ok((StatusCode::CREATED, Json(session)))
         }
-        Created::Existing(s) => Ok((StatusCode::OK, Json(s))),
+        Created::Existing(s) => Ok((StatusCode::OK, Json(*s))),
         Created::IdempotencyMismatch => Err(ApiError::Unprocessable {
             code: "idempotency_mismatch",
             message: "this Idempotency-Key was used with a different request".into(),
@@ -159,7 +165,10 @@ pub async fn read(
     }
     let mut rx = app.engine.hub.subscribe();
     let store = &app.engine.store;
-    let mut session = store.get(tenant.id(), &id).await?.ok_or(ApiError::NotFound)?;
+    let mut session = store
+        .get(tenant.id(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     while !session.status.is_terminal() {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -168,7 +177,10 @@ pub async fn read(
             Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
             Ok(Err(RecvError::Closed)) => break,
         }
-        session = store.get(tenant.id(), &id).await?.ok_or(ApiError::NotFound)?;
+        session = store
+            .get(tenant.id(), &id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
     }
     Ok(Json(session))
 }
@@ -320,10 +332,16 @@ pub async fn certificates(
         .ok_or_else(|| ApiError::bad_request("unknown_provider", "provider is not configured"))?;
     let signer = crate::domain::validate_signer(entry.signer_rule, &p.signer)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    let bundles = entry.adapter.certificates(&signer).await.map_err(|e| match e {
-        ProviderError::Transient(m) => ApiError::Unavailable(format!("provider unavailable: {m}")),
-        ProviderError::Final(f) => ApiError::BadGateway(f.message),
-    })?;
+    let bundles = entry
+        .adapter
+        .certificates(&signer)
+        .await
+        .map_err(|e| match e {
+            ProviderError::Transient(m) => {
+                ApiError::Unavailable(format!("provider unavailable: {m}"))
+            }
+            ProviderError::Final(f) => ApiError::BadGateway(f.message),
+        })?;
     let views = bundles
         .into_iter()
         .filter_map(|b| {

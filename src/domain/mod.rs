@@ -5,9 +5,8 @@ mod request;
 mod session;
 
 pub use request::{
-    normalize_msisdn, Format, Limits, NewSignature, Purpose, RequestError, SignatureInput,
-    SignerRule,
-    validate_signer,
+    normalize_msisdn, validate_signer, Format, Limits, NewSignature, Purpose, RequestError,
+    SignatureInput, SignerRule,
 };
 pub use session::{
     verification_code, ErrorCode, Session, SessionError, SessionId, SignResult, Status,

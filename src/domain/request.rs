@@ -277,7 +277,7 @@ mod tests {
     fn a_digest_that_is_not_32_bytes_is_refused() {
         let mut i = input();
         i.digest = Some(BASE64_STANDARD.encode([1u8; 20]));
-        let err = NewSignature::parse(i, &limits()).unwrap_err();
+        let err = NewSignature::parse(i, &limits()).expect_err("refused");
         assert!(matches!(
             err,
             RequestError::Invalid {

@@ -60,6 +60,7 @@ pub(super) async fn run(
             };
             let started = retry::with_backoff(budget, || entry.adapter.start(&req)).await;
             observe(&entry.id, "start", &started);
+            let now = Utc::now();
             match started {
                 Ok(started) => {
                     state.provider = started.state;
@@ -69,14 +70,19 @@ pub(super) async fn run(
                     let next = capped(now + started.first_check_in, session.expires_at);
                     commit(engine, &session, expected, Some(next), &state).await
                 }
-                Err(ProviderError::Final(f)) => fail(engine, &mut session, expected, f, now).await,
+                Err(ProviderError::Final(f)) => {
+                    fail(engine, &mut session, expected, f, Utc::now()).await
+                }
                 Err(ProviderError::Transient(msg)) => {
-                    let f = Failure {
-                        code: ErrorCode::ProviderUnavailable,
-                        provider_code: None,
-                        message: format!("the provider could not be reached: {msg}"),
-                    };
-                    fail(engine, &mut session, expected, f, now).await
+                    // Try again later with the same transaction id; at the deadline the
+                    // session ends `provider_unavailable`.
+                    state.unreachable = Some(msg);
+                    let next = capped(Utc::now() + entry.retry_budget, session.expires_at);
+                    engine
+                        .store
+                        .reschedule(&session.id, expected, next, Some(&encode(&state)))
+                        .await
+                        .map(drop)
                 }
             }
         }

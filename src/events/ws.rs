@@ -167,3 +167,88 @@ fn note_ack(text: &str) {
         metrics::counter!("kyso_ws_acks_total").increment(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::{Format, Purpose, Session, Status};
+    use crate::store::{NewSession, SqliteStore};
+
+    /// A client whose socket never accepts another byte.
+    struct Stalled;
+
+    impl Sink<Message> for Stalled {
+        type Error = ();
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Pending
+        }
+        fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), ()> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn session(tenant: &str) -> Session {
+        let now = Utc::now();
+        Session {
+            id: SessionId::generate(),
+            tenant: tenant.into(),
+            provider: "vnpt-smartca".into(),
+            signer: "001099012345".into(),
+            purpose: Purpose::Login,
+            reference: None,
+            status: Status::Pending,
+            verification_code: "0000".into(),
+            digest: [0; 32],
+            display_text: "x".into(),
+            document_name: None,
+            format: Format::Pkcs1,
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+            completed_at: None,
+            result: None,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("store"));
+        store
+            .create(&NewSession {
+                session: session("t"),
+                idempotency_key: None,
+                request_hash: [0; 32],
+                allow_concurrent: true,
+            })
+            .await
+            .expect("create");
+        let (_tx, rx) = broadcast::channel(4);
+        let sub = Subscription {
+            tenant: "t".into(),
+            after: Some(0),
+            session: None,
+            ping_every: Duration::from_secs(60),
+            send_timeout: Duration::from_millis(200),
+        };
+        let incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
+        let ended = tokio::time::timeout(
+            Duration::from_secs(5),
+            pump(Stalled, incoming, store, rx, sub),
+        )
+        .await;
+        assert!(ended.is_ok(), "the stalled client was dropped");
+    }
+}

@@ -48,7 +48,7 @@ pub struct NewSession {
 pub enum Created {
     New(Event),
     /// The same idempotency key with the same request: the session made the first time.
-    Existing(Session),
+    Existing(Box<Session>),
     IdempotencyMismatch,
     SignerBusy,
 }

@@ -117,7 +117,7 @@ impl Store for SqliteStore {
                 if hash != new.request_hash {
                     return Ok(Created::IdempotencyMismatch);
                 }
-                return Ok(Created::Existing(decode(row.try_get("body")?)?));
+                return Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)));
             }
         }
         if !new.allow_concurrent {

@@ -149,8 +149,7 @@ fn ca_params(name: CaName, intermediate: bool) -> Result<CertificateParams, PkiE
 }
 
 fn country() -> Result<DnValue, PkiError> {
-    let vn = rcgen::string::PrintableString::try_from("VN")
-        .map_err(|e| PkiError::Certificate(rcgen::Error::from(e)))?;
+    let vn = rcgen::string::PrintableString::try_from("VN").map_err(PkiError::Certificate)?;
     Ok(DnValue::PrintableString(vn))
 }
 

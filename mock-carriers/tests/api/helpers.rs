@@ -23,7 +23,7 @@ pub struct TestMock {
     pub base: String,
     pub mock: MockCarriers,
     pub http: reqwest::Client,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -64,7 +64,7 @@ pub async fn spawn_mock_with(tweak: impl FnOnce(&mut MockConfig)) -> TestMock {
         base: format!("http://{addr}"),
         mock,
         http,
-        dir,
+        _dir: dir,
         stop: Some(stop),
     }
 }
@@ -103,13 +103,19 @@ impl TestMock {
     }
 
     pub async fn sign(&self, user_id: &str, transaction_id: &str, digest: &[u8; 32]) -> Value {
-        self.post_ok("/sca/sp769/v1/signatures/sign", &sign_body(user_id, transaction_id, digest))
-            .await
+        self.post_ok(
+            "/sca/sp769/v1/signatures/sign",
+            &sign_body(user_id, transaction_id, digest),
+        )
+        .await
     }
 
     pub async fn status(&self, id: &str) -> Value {
-        self.post_ok(&format!("/sca/sp769/v1/signatures/sign/{id}/status"), &json!({}))
-            .await
+        self.post_ok(
+            &format!("/sca/sp769/v1/signatures/sign/{id}/status"),
+            &json!({}),
+        )
+        .await
     }
 
     /// Polls status until `status_code`/`signatures` leave the waiting state (or 5 s pass).
@@ -141,7 +147,8 @@ pub fn digest_of(text: &str) -> [u8; 32] {
 }
 
 pub fn b64(v: &Value) -> Vec<u8> {
-    B64.decode(v.as_str().expect("base64 string")).expect("valid base64")
+    B64.decode(v.as_str().expect("base64 string"))
+        .expect("valid base64")
 }
 
 pub fn parse_cert(der: &[u8]) -> Certificate {

@@ -4,4 +4,5 @@ mod behaviours;
 mod helpers;
 mod phone;
 mod pki;
+mod requests;
 mod smartca;

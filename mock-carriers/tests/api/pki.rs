@@ -40,7 +40,10 @@ fn signer_certificates_carry_the_uid_their_id_implies() -> TestResult {
             assert_eq!(cn, orgs);
         } else {
             assert!(orgs.is_empty(), "{signer} has no O");
-            assert!(cn.iter().all(|n| !n.is_ascii()), "{signer}: CN {cn:?} has diacritics");
+            assert!(
+                cn.iter().all(|n| !n.is_ascii()),
+                "{signer}: CN {cn:?} has diacritics"
+            );
         }
     }
     Ok(())
@@ -55,11 +58,20 @@ fn signer_certificates_are_rsa_2048_for_signing_and_chain_to_the_root() -> TestR
     let (ca_der, root_der) = mock.pki().chain(Provider::SmartCa);
     let (ca, root) = (parse_cert(&ca_der), parse_cert(&root_der));
     assert_eq!(root_der, mock.root_der());
-    assert!(issued_by(&cert, &ca), "signer cert signed by the issuing CA");
+    assert!(
+        issued_by(&cert, &ca),
+        "signer cert signed by the issuing CA"
+    );
     assert!(issued_by(&ca, &root), "issuing CA signed by the root");
     assert!(issued_by(&root, &root), "root is self-signed");
-    assert_eq!(subject_values(&ca, CN), vec!["Mock VNPT SmartCA RS".to_owned()]);
-    assert_eq!(subject_values(&root, CN), vec!["Mock Vietnam National Root CA".to_owned()]);
+    assert_eq!(
+        subject_values(&ca, CN),
+        vec!["Mock VNPT SmartCA RS".to_owned()]
+    );
+    assert_eq!(
+        subject_values(&root, CN),
+        vec!["Mock Vietnam National Root CA".to_owned()]
+    );
     assert_eq!(cert.tbs_certificate.issuer, ca.tbs_certificate.subject);
 
     let key = rsa::traits::PublicKeyParts::size(&public_key(&cert));
@@ -86,13 +98,29 @@ fn a_signer_ending_422_gets_an_already_expired_certificate() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mock = MockCarriers::new(config(dir.path()))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let expired = parse_cert(&mock.pki().signer(Provider::SmartCa, "001099012422")?.cert_der);
-    let not_after = expired.tbs_certificate.validity.not_after.to_unix_duration();
+    let expired = parse_cert(
+        &mock
+            .pki()
+            .signer(Provider::SmartCa, "001099012422")?
+            .cert_der,
+    );
+    let not_after = expired
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration();
     assert!(not_after < now, "notAfter is in the past");
-    let fresh = parse_cert(&mock.pki().signer(Provider::SmartCa, "001099012345")?.cert_der);
+    let fresh = parse_cert(
+        &mock
+            .pki()
+            .signer(Provider::SmartCa, "001099012345")?
+            .cert_der,
+    );
     let validity = &fresh.tbs_certificate.validity;
     assert!(validity.not_before.to_unix_duration() < now);
-    assert!(validity.not_after.to_unix_duration() > now + std::time::Duration::from_secs(700 * 86_400));
+    assert!(
+        validity.not_after.to_unix_duration() > now + std::time::Duration::from_secs(700 * 86_400)
+    );
     Ok(())
 }
 
@@ -109,7 +137,11 @@ fn keys_and_certificates_survive_a_restart_on_the_same_state_dir() -> TestResult
     let cred = again.pki().signer(Provider::SmartCa, "0101234567")?;
     assert_eq!(cred.cert_der, cert);
     let digest = digest_of("after restart");
-    assert!(verifies(&parse_cert(&cred.cert_der), &digest, &cred.sign_digest(&digest)?));
+    assert!(verifies(
+        &parse_cert(&cred.cert_der),
+        &digest,
+        &cred.sign_digest(&digest)?
+    ));
     assert!(again.root_pem_path().exists());
 
     let elsewhere = tempfile::tempdir()?;
@@ -128,7 +160,10 @@ fn signer_ids_that_could_escape_the_state_dir_are_refused() -> TestResult {
 
 #[test]
 fn openssl_accepts_the_chain_when_it_is_installed() -> TestResult {
-    let Ok(out) = std::process::Command::new("openssl").arg("version").output() else {
+    let Ok(out) = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+    else {
         eprintln!("openssl not installed; skipped");
         return Ok(());
     };
@@ -164,6 +199,10 @@ fn openssl_accepts_the_chain_when_it_is_installed() -> TestResult {
         .arg(&ca)
         .arg(&leaf)
         .output()?;
-    assert!(out.status.success(), "openssl verify: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "openssl verify: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     Ok(())
 }

@@ -23,8 +23,15 @@ async fn get_certificate_lists_the_signer_certificate_with_its_chain() {
     assert_eq!(b64(&c["chain_data"]["root_cert"]), t.mock.root_der());
     let serial = hex::encode(cert.tbs_certificate.serial_number.as_bytes());
     assert_eq!(c["serial_number"].as_str().map(str::to_owned), Some(serial));
-    assert!(c["cert_subject"].as_str().is_some_and(|s| s.contains("UID=CCCD:001099012345")));
-    for key in ["cert_id", "service_name", "cert_valid_from", "cert_valid_to"] {
+    assert!(c["cert_subject"]
+        .as_str()
+        .is_some_and(|s| s.contains("UID=CCCD:001099012345")));
+    for key in [
+        "cert_id",
+        "service_name",
+        "cert_valid_from",
+        "cert_valid_to",
+    ] {
         assert!(c[key].is_string(), "{key}");
     }
     let org = t.certificates("0101234567").await;
@@ -51,7 +58,10 @@ async fn a_signature_from_the_mock_verifies_against_its_certificate() {
     assert!(sigs[0].get("timestamp_signature").is_some());
     let sig = b64(&sigs[0]["signature_value"]);
     assert_eq!(sig.len(), 256);
-    assert!(verifies(&cert, &digest, &sig), "PKCS#1 v1.5 over the digest");
+    assert!(
+        verifies(&cert, &digest, &sig),
+        "PKCS#1 v1.5 over the digest"
+    );
     assert!(!verifies(&cert, &digest_of("something else"), &sig));
 }
 
@@ -59,20 +69,32 @@ async fn a_signature_from_the_mock_verifies_against_its_certificate() {
 async fn status_answers_for_the_tran_code_as_well_as_the_transaction_id() {
     let t = spawn_mock().await;
     let accepted = t.sign("001099012345", "tx-code", &digest_of("a")).await;
-    let code = accepted["data"]["tran_code"].as_str().expect("tran_code").to_owned();
+    let code = accepted["data"]["tran_code"]
+        .as_str()
+        .expect("tran_code")
+        .to_owned();
     let by_code = t.wait_final(&code).await;
     assert_eq!(by_code["status_code"], 200);
     assert_eq!(by_code["data"]["transaction_id"], "tx-code");
-    assert_eq!(by_code["data"]["signatures"], t.status("tx-code").await["data"]["signatures"]);
+    assert_eq!(
+        by_code["data"]["signatures"],
+        t.status("tx-code").await["data"]["signatures"]
+    );
 }
 
 #[tokio::test]
 async fn the_same_transaction_id_twice_is_one_phone_prompt() {
     let t = spawn_mock_with(|c| c.approve_delay_ms = 60_000).await;
-    let first = t.sign("001099012345", "kyso-ses_dup", &digest_of("x")).await;
-    let second = t.sign("001099012345", "kyso-ses_dup", &digest_of("x")).await;
+    let first = t
+        .sign("001099012345", "kyso-ses_dup", &digest_of("x"))
+        .await;
+    let second = t
+        .sign("001099012345", "kyso-ses_dup", &digest_of("x"))
+        .await;
     assert_eq!(first["data"]["tran_code"], second["data"]["tran_code"]);
-    let other = t.sign("001099012345", "kyso-ses_other", &digest_of("y")).await;
+    let other = t
+        .sign("001099012345", "kyso-ses_other", &digest_of("y"))
+        .await;
     assert_ne!(other["data"]["tran_code"], first["data"]["tran_code"]);
 
     let stats = t.get_json("/admin/stats").await;
@@ -80,7 +102,9 @@ async fn the_same_transaction_id_twice_is_one_phone_prompt() {
     assert_eq!(stats["sign_requests"]["kyso-ses_other"], 1);
     assert_eq!(stats["total"], 3);
     assert_eq!(stats["prompts"], 2);
-    let list = t.get_json("/admin/requests?signer=001099012345&status=pending").await;
+    let list = t
+        .get_json("/admin/requests?signer=001099012345&status=pending")
+        .await;
     let dup: Vec<&Value> = list["requests"]
         .as_array()
         .expect("requests")
@@ -107,7 +131,9 @@ async fn wrong_service_provider_credentials_get_401() {
     assert_eq!(resp["status_code"], 401);
     assert!(resp["data"].is_null());
     let certs = json!({"sp_id": "nobody", "sp_password": SP_PASSWORD, "user_id": "001099012345"});
-    let resp = t.post_ok("/sca/sp769/v1/credentials/get_certificate", &certs).await;
+    let resp = t
+        .post_ok("/sca/sp769/v1/credentials/get_certificate", &certs)
+        .await;
     assert_eq!(resp["status_code"], 401);
 }
 
@@ -129,16 +155,28 @@ async fn malformed_sign_requests_get_400() {
     }
     let mut body = base.clone();
     body["sign_files"][0]["sign_type"] = json!("file");
-    assert_eq!(t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"], 400);
+    assert_eq!(
+        t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"],
+        400
+    );
     let mut body = base.clone();
     body["sign_files"] = json!([]);
-    assert_eq!(t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"], 400);
+    assert_eq!(
+        t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"],
+        400
+    );
     let mut body = base.clone();
     body["transaction_id"] = json!("");
-    assert_eq!(t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"], 400);
+    assert_eq!(
+        t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"],
+        400
+    );
     let mut body = base;
     body["user_id"] = json!("../../etc/passwd");
-    assert_eq!(t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"], 400);
+    assert_eq!(
+        t.post_ok("/sca/sp769/v1/signatures/sign", &body).await["status_code"],
+        400
+    );
 
     let resp = t
         .http
@@ -175,11 +213,15 @@ async fn a_batch_is_one_prompt_with_a_signature_per_file() {
     body["sign_files"] = json!(digests
         .iter()
         .enumerate()
-        .map(|(i, d)| json!({"data_to_be_signed": hex::encode(d), "doc_id": format!("doc-{i}"),
-                             "file_type": "pdf", "sign_type": "hash"}))
+        .map(
+            |(i, d)| json!({"data_to_be_signed": hex::encode(d), "doc_id": format!("doc-{i}"),
+                             "file_type": "pdf", "sign_type": "hash"})
+        )
         .collect::<Vec<_>>());
     t.post_ok("/sca/sp769/v1/signatures/sign", &body).await;
-    let cert = parse_cert(&b64(&t.certificates("0101234567").await["data"]["user_certificates"][0]["cert_data"]));
+    let cert = parse_cert(&b64(
+        &t.certificates("0101234567").await["data"]["user_certificates"][0]["cert_data"]
+    ));
     let done = t.wait_final("batch-1").await;
     let sigs = done["data"]["signatures"].as_array().expect("signatures");
     assert_eq!(sigs.len(), 3);
@@ -203,7 +245,9 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
@@ -226,7 +270,8 @@ async fn webhooks_report_signed_and_refused_requests_without_polling() {
     let (url, seen) = webhook_receiver().await;
     t.mock.set_smartca_webhook_url(Some(url));
     t.sign("001099012345", "hook-signed", &digest_of("a")).await;
-    t.sign("001099012401", "hook-refused", &digest_of("b")).await;
+    t.sign("001099012401", "hook-refused", &digest_of("b"))
+        .await;
     let mut hooks = wait_for_hooks(&seen, 2).await;
     hooks.sort_by_key(|h| h["transaction_id"].as_str().map(str::to_owned));
     let (refused, signed) = (&hooks[0], &hooks[1]);
@@ -247,7 +292,10 @@ async fn a_webhook_follows_a_decision_on_the_phone() {
     let (url, seen) = webhook_receiver().await;
     t.mock.set_smartca_webhook_url(Some(url));
     t.sign("001099012999", "hook-manual", &digest_of("a")).await;
-    let resp = t.post("/admin/requests/hook-manual/reject", &json!({})).await.expect("sent");
+    let resp = t
+        .post("/admin/requests/hook-manual/reject", &json!({}))
+        .await
+        .expect("sent");
     assert_eq!(resp.status(), 200);
     let hooks = wait_for_hooks(&seen, 1).await;
     assert_eq!(hooks[0]["status_code"], 4002);

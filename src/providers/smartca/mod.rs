@@ -10,8 +10,7 @@ use std::cmp::Reverse;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
-use der::Decode;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,7 +22,7 @@ use super::{
 };
 use crate::domain::{verification_code, ErrorCode, Purpose};
 use crate::verify::Scheme;
-use wire::{classify, CertStatus, Classified, Envelope, UserCertificate};
+use wire::{CertStatus, Envelope, UserCertificate};
 
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const MAX_CALLBACK_BYTES: usize = 64 * 1024;
@@ -72,8 +71,8 @@ pub enum StatusPathId {
 }
 
 impl StatusPathId {
-    /// The unconfirmed choice, kept here only. Without a stored `tran_code` (an answer that
-    /// lacked it) the transaction id is the only id there is.
+    /// The unconfirmed choice, made here only. Without a stored `tran_code` (a sign answer
+    /// that lacked it) the transaction id is the only id there is.
     fn pick<'a>(self, transaction_id: &'a str, state: &'a State) -> &'a str {
         match (self, state.tran_code.as_deref()) {
             (StatusPathId::TranCode, Some(code)) if !code.is_empty() => code,
@@ -106,7 +105,7 @@ impl SmartCa {
     pub fn new(cfg: &SmartcaConfig) -> Result<Self, ClientError> {
         let client = build_client(&cfg.tls, Duration::from_millis(cfg.request_timeout_ms))?;
         let base_url = cfg.base_url.trim_end_matches('/').to_owned();
-        // Building (not sending) a request validates the URL now rather than on the first call.
+        // Building (not sending) a request rejects a bad URL at start-up, not on the first call.
         client.post(&base_url).build()?;
         Ok(Self {
             client,
@@ -119,8 +118,8 @@ impl SmartCa {
         })
     }
 
-    /// POSTs `body` and reads the envelope. Only transport trouble and unreadable answers are
-    /// errors here; the caller classifies `status_code`.
+    /// POSTs `body` and reads the envelope. Transport trouble is transient; an HTTP 4xx with a
+    /// JSON body is classified by its `status_code` like any answer, by the caller.
     async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
@@ -129,47 +128,37 @@ impl SmartCa {
         body: &B,
     ) -> Result<Envelope<T>, ProviderError> {
         let url = format!("{}{path}", self.base_url);
-        let resp = self
-            .client
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| transport(endpoint, &e))?;
+        let sent = self.client.post(url).json(body).send().await;
+        let resp = sent.map_err(|e| transport(endpoint, &e))?;
         let http = resp.status();
-        if http.is_server_error()
-            || http == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || http == reqwest::StatusCode::REQUEST_TIMEOUT
-        {
+        let code = http.as_u16();
+        if http.is_server_error() || code == 429 || code == 408 {
             tracing::debug!(
                 transaction_id,
                 endpoint,
-                http = http.as_u16(),
+                http = code,
                 "VNPT SmartCA unavailable"
             );
-            return Err(ProviderError::Transient(format!(
-                "VNPT SmartCA {endpoint}: HTTP {http}"
-            )));
+            let msg = format!("VNPT SmartCA {endpoint}: HTTP {http}");
+            return Err(ProviderError::Transient(msg));
         }
-        let bytes = read_capped(resp, MAX_RESPONSE_BYTES, endpoint).await?;
-        let envelope: Envelope<T> = serde_json::from_slice(&bytes).map_err(|e| {
-            provider_failure(
-                Some(format!("http-{}", http.as_u16())),
-                format!("VNPT SmartCA {endpoint}: unreadable answer (HTTP {http}): {e}"),
-            )
-        })?;
+        let bytes = read_capped(resp, endpoint).await?;
+        let unreadable = |why: String| {
+            let msg = format!("VNPT SmartCA {endpoint}: HTTP {http}, {why}");
+            provider_failure(Some(format!("http-{code}")), msg)
+        };
+        let envelope: Envelope<T> =
+            serde_json::from_slice(&bytes).map_err(|e| unreadable(format!("unreadable: {e}")))?;
+        let status_code = envelope.status_code.as_str();
         tracing::debug!(
             transaction_id,
             endpoint,
-            http = http.as_u16(),
-            status_code = %envelope.status_code,
+            http = code,
+            status_code,
             "VNPT SmartCA answered"
         );
-        if !http.is_success() && envelope.status_code == "200" {
-            return Err(provider_failure(
-                Some(format!("http-{}", http.as_u16())),
-                format!("VNPT SmartCA {endpoint}: HTTP {http} with status_code 200"),
-            ));
+        if !http.is_success() && status_code == "200" {
+            return Err(unreadable("yet status_code 200".into()));
         }
         Ok(envelope)
     }
@@ -186,15 +175,11 @@ impl SmartCa {
             serial_number: None,
             transaction_id,
         };
+        let path = "/v1/credentials/get_certificate";
         let env: Envelope<wire::CertificateData> = self
-            .post(
-                "get_certificate",
-                "/v1/credentials/get_certificate",
-                transaction_id,
-                &body,
-            )
+            .post("get_certificate", path, transaction_id, &body)
             .await?;
-        classify(&env.status_code, env.message.as_deref().unwrap_or("")).require_ok()?;
+        env.classify().require_ok()?;
         Ok(env
             .data
             .and_then(|d| d.user_certificates)
@@ -228,7 +213,7 @@ impl Provider for SmartCa {
         let env: Envelope<wire::SignData> = self
             .post("sign", "/v1/signatures/sign", req.transaction_id, &body)
             .await?;
-        classify(&env.status_code, env.message.as_deref().unwrap_or("")).require_ok()?;
+        env.classify().require_ok()?;
         let state = State {
             tran_code: env.data.and_then(|d| d.tran_code),
             serial_number: Some(chosen.serial),
@@ -243,38 +228,20 @@ impl Provider for SmartCa {
     async fn status(&self, req: &StatusRequest<'_>) -> Result<Outcome, ProviderError> {
         // A missing or older state still lets us poll by transaction id.
         let state: State = serde_json::from_value(req.state.clone()).unwrap_or_default();
-        let id = self.status_path_id.pick(req.transaction_id, &state);
-        let path = format!("/v1/signatures/sign/{}/status", encode_segment(id));
+        let id = encode_segment(self.status_path_id.pick(req.transaction_id, &state));
+        let path = format!("/v1/signatures/sign/{id}/status");
+        let body = serde_json::json!({});
         let env: Envelope<wire::StatusData> = self
-            .post("status", &path, req.transaction_id, &serde_json::json!({}))
+            .post("status", &path, req.transaction_id, &body)
             .await?;
-        match classify(&env.status_code, env.message.as_deref().unwrap_or("")) {
-            Classified::Ok => {}
-            Classified::Transient(msg) => return Err(ProviderError::Transient(msg)),
-            Classified::Failed(f) => return Ok(Outcome::Failed(f)),
-            Classified::Rejected { provider_code } => {
-                return Ok(Outcome::Rejected {
-                    provider_code: Some(provider_code),
-                })
-            }
-            Classified::Expired { provider_code } => {
-                return Ok(Outcome::Expired {
-                    provider_code: Some(provider_code),
-                })
-            }
+        if let Some(outcome) = env.classify().status_outcome()? {
+            return Ok(outcome);
         }
         // The answer's transaction_id is not compared: public clients disagree on which id
         // VNPT echoes, and the verifier rejects a signature over any other digest anyway.
-        let value = env
-            .data
-            .and_then(|d| d.signatures)
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|s| s.signature_value.filter(|v| !v.trim().is_empty()));
-        let Some(value) = value else {
-            return Ok(Outcome::Waiting {
-                next_check_in: self.poll_interval,
-            });
+        let Some(value) = env.data.and_then(wire::StatusData::into_signature) else {
+            let next_check_in = self.poll_interval;
+            return Ok(Outcome::Waiting { next_check_in });
         };
         Ok(match wire::decode_b64(&value) {
             Some(signature) => Outcome::Signed {
@@ -300,14 +267,13 @@ impl Provider for SmartCa {
         // A listing belongs to no session, so its transaction id is fresh each time.
         let tx = format!("kyso-cert-{}", ulid::Ulid::new());
         let certs = self.user_certificates(signer, &tx).await?;
-        Ok(certs.iter().filter_map(bundle).collect())
+        Ok(certs.iter().filter_map(UserCertificate::bundle).collect())
     }
 
     fn parse_callback(&self, body: &[u8]) -> Result<Vec<CallbackHint>, CallbackError> {
         if body.len() > MAX_CALLBACK_BYTES {
-            return Err(CallbackError(format!(
-                "body over {MAX_CALLBACK_BYTES} bytes"
-            )));
+            let msg = format!("body over {MAX_CALLBACK_BYTES} bytes");
+            return Err(CallbackError(msg));
         }
         let hook: wire::Webhook = serde_json::from_slice(body)
             .map_err(|e| CallbackError(format!("not a SmartCA webhook: {e}")))?;
@@ -320,9 +286,8 @@ impl Provider for SmartCa {
         if tx.is_empty() || tx.len() > 128 || !tx.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(CallbackError("malformed transaction_id".into()));
         }
-        Ok(vec![CallbackHint {
-            transaction_id: tx.to_owned(),
-        }])
+        let transaction_id = tx.to_owned();
+        Ok(vec![CallbackHint { transaction_id }])
     }
 }
 
@@ -333,68 +298,63 @@ struct Chosen {
     bundle: CertBundle,
 }
 
-/// Picks the certificate to sign with: usable (not locked, revoked or expired, valid now),
-/// then known-active before unknown status, a personal SMARTCA before an ESEAL, and the one
-/// that lasts longest. With nothing usable, the failure names the strongest reason seen.
+/// Picks the certificate to sign with among the usable ones (not locked, revoked or expired,
+/// valid now): known-active before unknown status, a personal SMARTCA before an ESEAL, then
+/// the one that lasts longest. With nothing usable, the failure names the strongest reason.
 fn choose_certificate(certs: &[UserCertificate], now: DateTime<Utc>) -> Result<Chosen, Failure> {
-    let mut best: Option<((u8, u8, Reverse<Option<DateTime<Utc>>>), Chosen)> = None;
-    let mut refusal: Option<Failure> = None;
+    let mut best: Option<(Rank, Chosen)> = None;
+    let mut refusal = Failure {
+        code: ErrorCode::NoCertificate,
+        provider_code: None,
+        message: "the signer has no usable VNPT SmartCA certificate".into(),
+    };
     for cert in certs {
         let serial = cert.serial_number.clone().filter(|s| !s.is_empty());
-        let (Some(serial), Some(bundle)) = (serial, bundle(cert)) else {
+        let (Some(serial), Some(bundle)) = (serial, cert.bundle()) else {
             continue;
         };
-        let raw_status = cert.cert_status.clone();
-        let status = raw_status
-            .as_deref()
-            .map_or(CertStatus::Unknown, wire::normalise_cert_status);
-        let validity = validity(cert, &bundle.certificate);
-        let reason = match status {
-            CertStatus::Locked => Some((ErrorCode::PinBlocked, raw_status, "locked")),
-            CertStatus::Revoked => Some((ErrorCode::RevokedCertificate, raw_status, "revoked")),
-            CertStatus::Expired => Some((ErrorCode::CertificateExpired, raw_status, "expired")),
-            CertStatus::Active | CertStatus::Unknown => match validity {
-                Some((_, to)) if now > to => Some((ErrorCode::CertificateExpired, None, "expired")),
-                Some((from, _)) if now < from => {
-                    Some((ErrorCode::NoCertificate, None, "not yet valid"))
-                }
-                _ => None,
-            },
+        let raw = cert.cert_status.as_deref();
+        let status = raw.map_or(CertStatus::Unknown, wire::normalise_cert_status);
+        let validity = cert.validity(&bundle.certificate);
+        let expired = validity.is_some_and(|(_, to)| now > to);
+        let not_yet = validity.is_some_and(|(from, _)| now < from);
+        let reason = match status.refusal() {
+            Some(code) => Some((code, raw.map(str::to_owned))),
+            None if expired => Some((ErrorCode::CertificateExpired, None)),
+            None if not_yet => Some((ErrorCode::NoCertificate, None)),
+            None => None,
         };
-        if let Some((code, provider_code, why)) = reason {
-            let stronger = refusal
-                .as_ref()
-                .is_none_or(|r| weight(code) > weight(r.code));
-            if stronger {
-                refusal = Some(Failure {
+        if let Some((code, provider_code)) = reason {
+            if weight(code) > weight(refusal.code) {
+                let message =
+                    format!("the signer's VNPT SmartCA certificate is unusable ({code:?})");
+                refusal = Failure {
                     code,
                     provider_code,
-                    message: format!("the signer's SmartCA certificate is {why}"),
-                });
+                    message,
+                };
             }
             continue;
         }
+        let service = match cert.service_type.as_deref().map(str::trim) {
+            Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_PERSON) => 0,
+            Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_SEAL) => 1,
+            _ => 2,
+        };
         let rank = (
-            u8::from(status != CertStatus::Active),
-            match cert.service_type.as_deref().map(str::trim) {
-                Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_PERSON) => 0,
-                Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_SEAL) => 1,
-                _ => 2,
-            },
-            Reverse(validity.map(|(_, to)| to)),
+            status != CertStatus::Active,
+            service,
+            Reverse(validity.map(|v| v.1)),
         );
         if best.as_ref().is_none_or(|(r, _)| rank < *r) {
             best = Some((rank, Chosen { serial, bundle }));
         }
     }
-    best.map(|(_, chosen)| chosen).ok_or_else(|| {
-        refusal.unwrap_or(Failure {
-            code: ErrorCode::NoCertificate,
-            provider_code: None,
-            message: "the signer has no SmartCA certificate".into(),
-        })
-    })
+    best.map(|(_, chosen)| chosen).ok_or(refusal)
 }
+
+/// Smaller is better: known-active first, then the service, then the later expiry.
+type Rank = (bool, u8, Reverse<Option<DateTime<Utc>>>);
 
 /// A locked account is what the user can act on, so it wins over the other refusals.
 fn weight(code: ErrorCode) -> u8 {
@@ -406,70 +366,25 @@ fn weight(code: ErrorCode) -> u8 {
     }
 }
 
-fn bundle(cert: &UserCertificate) -> Option<CertBundle> {
-    let certificate = wire::decode_b64(cert.cert_data.as_deref()?)?;
-    // Issuer first. An undecodable intermediate is dropped: the verifier can still use the
-    // intermediates configured for the provider.
-    let chain = cert
-        .chain_data
-        .iter()
-        .flat_map(|c| [&c.ca_cert, &c.root_cert]);
-    let chain = chain
-        .filter_map(|c| wire::decode_b64(c.as_deref()?))
-        .collect();
-    Some(CertBundle { certificate, chain })
-}
-
-/// The validity period, from the DER when it parses (authoritative, and its format is fixed),
-/// else from VNPT's date strings, whose format is undocumented.
-fn validity(cert: &UserCertificate, der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    if let Ok(parsed) = x509_cert::Certificate::from_der(der) {
-        let v = &parsed.tbs_certificate.validity;
-        let at = |t: x509_cert::time::Time| DateTime::<Utc>::from(t.to_system_time());
-        return Some((at(v.not_before), at(v.not_after)));
-    }
-    Some((
-        parse_date(cert.cert_valid_from.as_deref()?)?,
-        parse_date(cert.cert_valid_to.as_deref()?)?,
-    ))
-}
-
-fn parse_date(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.with_timezone(&Utc));
-    }
-    [
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-        "%d/%m/%Y %H:%M:%S",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-    .map(|t| t.and_utc())
-}
-
 /// What the app shows next to the request: the document's name, else the purpose and the
 /// verification code the portal shows, as in VNPT's own example (`register-4821`).
 fn doc_id(req: &SignRequest<'_>) -> String {
-    match req.document_name.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => wire::clip(name, 128),
-        None => {
-            let purpose = match req.purpose {
-                Purpose::Register => "register",
-                Purpose::Login => "login",
-                Purpose::Sign => "sign",
-            };
-            format!("{purpose}-{}", verification_code(req.digest))
-        }
+    if let Some(name) = req.document_name.map(str::trim).filter(|n| !n.is_empty()) {
+        return wire::clip(name, 128);
     }
+    let purpose = match req.purpose {
+        Purpose::Register => "register",
+        Purpose::Login => "login",
+        Purpose::Sign => "sign",
+    };
+    format!("{purpose}-{}", verification_code(req.digest))
 }
 
 /// Informative only; VNPT knows pdf, xml, word and json.
 fn file_type(document_name: Option<&str>) -> &'static str {
     let ext = document_name
         .and_then(|n| n.rsplit_once('.'))
-        .map(|(_, ext)| ext.to_ascii_lowercase());
+        .map(|(_, e)| e.to_ascii_lowercase());
     match ext.as_deref() {
         Some("pdf") => "pdf",
         Some("xml") => "xml",
@@ -480,33 +395,36 @@ fn file_type(document_name: Option<&str>) -> &'static str {
 
 /// Percent-encodes an id for one URL path segment: `tran_code` comes from VNPT.
 fn encode_segment(id: &str) -> String {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
     id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+        .map(|b| {
+            if keep(b) {
                 char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
             }
-            _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
+/// Reads at most [`MAX_RESPONSE_BYTES`], whatever the peer announces or sends.
 async fn read_capped(
     mut resp: reqwest::Response,
-    cap: usize,
-    endpoint: &'static str,
+    endpoint: &str,
 ) -> Result<Vec<u8>, ProviderError> {
     let too_large = || {
-        provider_failure(
-            None,
-            format!("VNPT SmartCA {endpoint}: answer over {cap} bytes"),
-        )
+        let msg = format!("VNPT SmartCA {endpoint}: answer over {MAX_RESPONSE_BYTES} bytes");
+        provider_failure(None, msg)
     };
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
         return Err(too_large());
     }
     let mut buf = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| transport(endpoint, &e))? {
-        if buf.len() + chunk.len() > cap {
+        if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
@@ -519,8 +437,9 @@ fn transport(endpoint: &str, e: &reqwest::Error) -> ProviderError {
 }
 
 fn provider_failure(provider_code: Option<String>, message: String) -> ProviderError {
+    let code = ErrorCode::ProviderError;
     ProviderError::Final(Failure {
-        code: ErrorCode::ProviderError,
+        code,
         provider_code,
         message,
     })
@@ -531,7 +450,20 @@ mod tests {
     use super::*;
     use base64::prelude::{Engine, BASE64_STANDARD};
 
-    fn cert(serial: &str, service: &str, status: &str, from: &str, to: &str) -> UserCertificate {
+    const NOW: &str = "2026-06-01T00:00:00Z";
+    const VALID: (&str, &str) = ("2025-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+    const PAST: (&str, &str) = ("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
+
+    fn cert(
+        serial: &str,
+        service: &str,
+        status: &str,
+        (from, to): (&str, &str),
+    ) -> UserCertificate {
+        let chain = wire::ChainData {
+            ca_cert: Some(BASE64_STANDARD.encode("ca")),
+            root_cert: None,
+        };
         UserCertificate {
             service_type: Some(service.into()),
             cert_status: Some(status.into()),
@@ -540,116 +472,78 @@ mod tests {
             cert_valid_to: Some(to.into()),
             // Not DER, so the date strings decide validity.
             cert_data: Some(BASE64_STANDARD.encode(serial)),
-            chain_data: Some(wire::ChainData {
-                ca_cert: Some(BASE64_STANDARD.encode("ca")),
-                root_cert: None,
-            }),
+            chain_data: Some(chain),
             ..Default::default()
         }
     }
 
-    fn now() -> DateTime<Utc> {
-        parse_date("2026-06-01T00:00:00Z").expect("date")
+    fn choose(certs: &[UserCertificate]) -> Result<Chosen, Failure> {
+        choose_certificate(certs, wire::parse_date(NOW).expect("date"))
     }
-
-    const FROM: &str = "2025-01-01T00:00:00Z";
-    const TO: &str = "2027-01-01T00:00:00Z";
 
     #[test]
     fn an_active_personal_certificate_valid_now_is_chosen() {
         let certs = [
-            cert("seal", "ESEAL", "Đang hoạt động", FROM, TO),
-            cert(
-                "old",
-                "SMARTCA",
-                "ACTIVE",
-                "2020-01-01T00:00:00Z",
-                "2021-01-01T00:00:00Z",
-            ),
-            cert("locked", "SMARTCA", "Đã khóa", FROM, TO),
+            cert("seal", "ESEAL", "Đang hoạt động", VALID),
+            cert("old", "SMARTCA", "ACTIVE", PAST),
+            cert("locked", "SMARTCA", "Đã khóa", VALID),
+            cert("unknown", "SMARTCA", "pending review", VALID),
             cert(
                 "person",
                 "SMARTCA",
                 "Hoạt động",
-                FROM,
-                "2026-12-01 00:00:00",
+                ("2025-01-01 00:00:00", "2026-12-01 00:00:00"),
             ),
         ];
-        let chosen = choose_certificate(&certs, now()).expect("a certificate");
+        let chosen = choose(&certs).expect("a certificate");
         assert_eq!(chosen.serial, "person");
         assert_eq!(chosen.bundle.certificate, b"person");
         assert_eq!(chosen.bundle.chain, vec![b"ca".to_vec()]);
+        assert_eq!(choose(&certs[..1]).expect("seal").serial, "seal");
+        // An unknown status is a last resort: VNPT decides at sign time.
+        assert_eq!(choose(&certs[1..4]).expect("unknown").serial, "unknown");
     }
 
     #[test]
-    fn a_seal_is_chosen_when_there_is_no_personal_certificate() {
-        let certs = [
-            cert("seal", "ESEAL", "1", FROM, TO),
-            cert("unknown", "SMARTCA", "pending review", FROM, TO),
-        ];
-        assert_eq!(
-            choose_certificate(&certs, now()).expect("cert").serial,
-            "seal"
-        );
-    }
-
-    #[test]
-    fn an_unknown_status_is_still_usable_as_a_last_resort() {
-        let certs = [cert("unknown", "SMARTCA", "pending review", FROM, TO)];
-        assert_eq!(
-            choose_certificate(&certs, now()).expect("cert").serial,
-            "unknown"
-        );
-    }
-
-    #[test]
-    fn no_certificate_at_all_is_no_certificate() {
-        let err = choose_certificate(&[], now()).expect_err("nothing to choose");
-        assert_eq!(err.code, ErrorCode::NoCertificate);
-        assert_eq!(err.provider_code, None);
-    }
-
-    #[test]
-    fn only_locked_certificates_mean_pin_blocked_with_the_raw_status() {
-        let certs = [
-            cert(
-                "old",
-                "SMARTCA",
-                "ACTIVE",
-                "2020-01-01T00:00:00Z",
-                "2021-01-01T00:00:00Z",
+    fn without_a_usable_certificate_the_failure_says_why() {
+        let cases = [
+            (vec![], ErrorCode::NoCertificate, None),
+            (
+                vec![cert("old", "SMARTCA", "1", PAST)],
+                ErrorCode::CertificateExpired,
+                None,
             ),
-            cert("locked", "SMARTCA", "Đã khóa", FROM, TO),
+            (
+                vec![cert("r", "SMARTCA", "Đã thu hồi", VALID)],
+                ErrorCode::RevokedCertificate,
+                Some("Đã thu hồi"),
+            ),
+            (
+                vec![
+                    cert("old", "SMARTCA", "ACTIVE", PAST),
+                    cert("l", "SMARTCA", "Đã khóa", VALID),
+                ],
+                ErrorCode::PinBlocked,
+                Some("Đã khóa"),
+            ),
         ];
-        let err = choose_certificate(&certs, now()).expect_err("none usable");
-        assert_eq!(err.code, ErrorCode::PinBlocked);
-        assert_eq!(err.provider_code.as_deref(), Some("Đã khóa"));
+        for (certs, code, provider_code) in cases {
+            let err = choose(&certs).expect_err("nothing usable");
+            assert_eq!(
+                (err.code, err.provider_code.as_deref()),
+                (code, provider_code)
+            );
+        }
     }
 
     #[test]
-    fn only_expired_or_revoked_certificates_say_so() {
-        let expired = [cert(
-            "old",
-            "SMARTCA",
-            "ACTIVE",
-            "2020-01-01T00:00:00Z",
-            "2021-01-01T00:00:00Z",
-        )];
-        let err = choose_certificate(&expired, now()).expect_err("expired");
-        assert_eq!(err.code, ErrorCode::CertificateExpired);
-        let revoked = [cert("r", "SMARTCA", "Đã thu hồi", FROM, TO)];
-        let err = choose_certificate(&revoked, now()).expect_err("revoked");
-        assert_eq!(err.code, ErrorCode::RevokedCertificate);
-    }
-
-    #[test]
-    fn status_ids_follow_the_configured_choice() {
+    fn the_status_url_carries_the_configured_id() {
         let state = State {
-            tran_code: Some("TC 1".into()),
+            tran_code: Some("TC 1/x".into()),
             serial_number: None,
         };
         assert_eq!(StatusPathId::TransactionId.pick("kyso-t", &state), "kyso-t");
-        assert_eq!(StatusPathId::TranCode.pick("kyso-t", &state), "TC 1");
+        assert_eq!(StatusPathId::TranCode.pick("kyso-t", &state), "TC 1/x");
         assert_eq!(
             StatusPathId::TranCode.pick("kyso-t", &State::default()),
             "kyso-t"
@@ -657,11 +551,9 @@ mod tests {
         assert_eq!(encode_segment("TC 1/x"), "TC%201%2Fx");
     }
 
-    #[test]
-    fn config_defaults_and_secrets() {
+    fn smartca() -> SmartCa {
         let cfg: SmartcaConfig = serde_json::from_value(serde_json::json!({
-            "base_url": "http://127.0.0.1:8701/sca/sp769/",
-            "sp_id": "sp", "sp_password": "hunter2"
+            "base_url": "http://127.0.0.1:8701/sca/sp769/", "sp_id": "sp", "sp_password": "hunter2"
         }))
         .expect("config");
         assert_eq!(
@@ -674,24 +566,23 @@ mod tests {
         );
         assert_eq!(cfg.status_path_id, StatusPathId::TransactionId);
         assert!(!format!("{cfg:?}").contains("hunter2"));
-        let smartca = SmartCa::new(&cfg).expect("client");
-        assert_eq!(smartca.base_url, "http://127.0.0.1:8701/sca/sp769");
+        SmartCa::new(&cfg).expect("client")
     }
 
     #[test]
-    fn a_webhook_becomes_a_hint_and_junk_is_refused() {
-        let cfg: SmartcaConfig = serde_json::from_value(serde_json::json!({
-            "base_url": "http://127.0.0.1:8701/sca/sp769", "sp_id": "sp", "sp_password": "x"
-        }))
-        .expect("config");
-        let smartca = SmartCa::new(&cfg).expect("client");
-        let hints = smartca
-            .parse_callback(br#"{"sp_id":"sp","status_code":200,"transaction_id":"kyso-ses_1","signed_files":null}"#)
-            .expect("hint");
+    fn a_webhook_is_only_a_hint_and_junk_is_refused() {
+        let smartca = smartca();
+        assert_eq!(smartca.base_url, "http://127.0.0.1:8701/sca/sp769");
+        let hook = br#"{"sp_id": "sp", "status_code": 200, "transaction_id": "kyso-ses_1",
+            "signed_files": null}"#;
+        let hints = smartca.parse_callback(hook).expect("hint");
         assert_eq!(hints[0].transaction_id, "kyso-ses_1");
         assert!(smartca.parse_callback(b"not json").is_err());
         assert!(smartca
             .parse_callback(br#"{"sp_id":"other","transaction_id":"t"}"#)
+            .is_err());
+        assert!(smartca
+            .parse_callback(br#"{"transaction_id":"a b"}"#)
             .is_err());
         assert!(smartca
             .parse_callback(&vec![b' '; MAX_CALLBACK_BYTES + 1])

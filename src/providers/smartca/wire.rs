@@ -11,7 +11,7 @@ use der::Decode;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::ErrorCode;
-use crate::providers::{CertBundle, Failure, ProviderError};
+use crate::providers::{CertBundle, Failure, Outcome, ProviderError};
 
 pub const SERVICE_PERSON: &str = "SMARTCA";
 pub const SERVICE_SEAL: &str = "ESEAL";
@@ -157,7 +157,10 @@ impl UserCertificate {
     /// dropped: the verifier can still use the intermediates configured for the provider.
     pub fn bundle(&self) -> Option<CertBundle> {
         let certificate = decode_b64(self.cert_data.as_deref()?)?;
-        let chain = self.chain_data.iter().flat_map(|c| [&c.ca_cert, &c.root_cert]);
+        let chain = self
+            .chain_data
+            .iter()
+            .flat_map(|c| [&c.ca_cert, &c.root_cert]);
         let chain = chain.filter_map(|c| decode_b64(c.as_deref()?)).collect();
         Some(CertBundle { certificate, chain })
     }
@@ -180,10 +183,14 @@ pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M:%S"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .map(|t| t.and_utc())
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%d/%m/%Y %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .map(|t| t.and_utc())
 }
 
 /// What a `status_code` means for kyso.
@@ -212,6 +219,21 @@ impl Classified {
             }
         }
     }
+
+    /// For the status poll, where refusal and expiry are outcomes. `None`: success, read on.
+    pub fn status_outcome(self) -> Result<Option<Outcome>, ProviderError> {
+        Ok(Some(match self {
+            Classified::Ok => return Ok(None),
+            Classified::Transient(msg) => return Err(ProviderError::Transient(msg)),
+            Classified::Failed(f) => Outcome::Failed(f),
+            Classified::Rejected { provider_code } => Outcome::Rejected {
+                provider_code: Some(provider_code),
+            },
+            Classified::Expired { provider_code } => Outcome::Expired {
+                provider_code: Some(provider_code),
+            },
+        }))
+    }
 }
 
 /// The one table of SP769 status codes.
@@ -234,8 +256,12 @@ pub fn classify(status_code: &str, message: &str) -> Classified {
         // Unconfirmed guess: SP769 documents no refusal or expiry, but the older VNPT SmartCA
         // family reports them as 4002 and 4001, and the mock carriers answer a status poll
         // that way. Only the status poll honours these two (see `require_ok`).
-        "4001" => Classified::Expired { provider_code: status_code.to_owned() },
-        "4002" => Classified::Rejected { provider_code: status_code.to_owned() },
+        "4001" => Classified::Expired {
+            provider_code: status_code.to_owned(),
+        },
+        "4002" => Classified::Rejected {
+            provider_code: status_code.to_owned(),
+        },
         _ => failed(ErrorCode::ProviderError, "unexpected status code"),
     }
 }
@@ -316,7 +342,12 @@ fn fold(raw: &str) -> String {
     let lower = raw.trim().chars().flat_map(char::to_lowercase);
     lower
         .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
-        .map(|c| GROUPS.iter().find(|(_, g)| g.contains(c)).map_or(c, |&(base, _)| base))
+        .map(|c| {
+            GROUPS
+                .iter()
+                .find(|(_, g)| g.contains(c))
+                .map_or(c, |&(base, _)| base)
+        })
         .collect()
 }
 
@@ -369,12 +400,20 @@ mod tests {
             ("403", ErrorCode::PinBlocked),
             ("65000", ErrorCode::ProviderError),
         ] {
-            assert_eq!(failure(classify(code, "m")), Some((want, code.to_owned())), "{code}");
+            assert_eq!(
+                failure(classify(code, "m")),
+                Some((want, code.to_owned())),
+                "{code}"
+            );
         }
         assert!(matches!(classify("500", "x"), Classified::Transient(_)));
-        let expired = Classified::Expired { provider_code: "4001".into() };
+        let expired = Classified::Expired {
+            provider_code: "4001".into(),
+        };
         assert_eq!(classify("4001", "transaction_expired"), expired);
-        let rejected = Classified::Rejected { provider_code: "4002".into() };
+        let rejected = Classified::Rejected {
+            provider_code: "4002".into(),
+        };
         assert_eq!(classify("4002", "signer_rejected"), rejected);
     }
 
@@ -389,9 +428,17 @@ mod tests {
     #[test]
     fn rejected_outside_a_status_poll_is_a_final_provider_error() {
         let err = classify("4002", "x").require_ok().err();
-        let code = err.and_then(|e| if let ProviderError::Final(f) = e { Some(f.code) } else { None });
+        let code = err.and_then(|e| {
+            if let ProviderError::Final(f) = e {
+                Some(f.code)
+            } else {
+                None
+            }
+        });
         assert_eq!(code, Some(ErrorCode::ProviderError));
-        assert!(classify("500", "x").require_ok().is_err_and(|e| e.is_transient()));
+        assert!(classify("500", "x")
+            .require_ok()
+            .is_err_and(|e| e.is_transient()));
     }
 
     #[test]
@@ -412,7 +459,10 @@ mod tests {
         let body = r#"{"status_code": 200, "data": {"transaction_id": "t", "signatures":
             [{"doc_id": "d", "signature_value ": "AQID", "timestamp_signature": null}]}}"#;
         let env: Envelope<StatusData> = serde_json::from_str(body).expect("parses");
-        assert_eq!(env.data.and_then(StatusData::into_signature).as_deref(), Some("AQID"));
+        assert_eq!(
+            env.data.and_then(StatusData::into_signature).as_deref(),
+            Some("AQID")
+        );
     }
 
     #[test]
@@ -461,7 +511,10 @@ mod tests {
         .expect("parses");
         assert_eq!(c.cert_status.as_deref(), Some("1"));
         let bundle = c.bundle().expect("bundle");
-        assert_eq!((bundle.certificate, bundle.chain), (vec![1, 2, 3], vec![vec![4]]));
+        assert_eq!(
+            (bundle.certificate, bundle.chain),
+            (vec![1, 2, 3], vec![vec![4]])
+        );
         assert_eq!(decode_b64("  "), None);
     }
 

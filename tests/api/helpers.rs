@@ -1,0 +1,309 @@
+//! Test harness: the real gateway router on port 0, the real mock carriers on port 0, a real
+//! SQLite file, and a real WebSocket client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use futures_util::StreamExt;
+use kyso::config::{hash_api_key, Config};
+use kyso::startup::Application;
+use mock_carriers::{MockCarriers, MockConfig};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const KEY: &str = "test-key-dvc";
+pub const OTHER_KEY: &str = "test-key-other";
+
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub carriers: MockCarriers,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn spawn_mock(state_dir: &Path, approve_delay_ms: u64) -> Mock {
+    let carriers = MockCarriers::new(MockConfig {
+        state_dir: state_dir.join("mock"),
+        approve_delay_ms,
+        ..MockConfig::default()
+    })
+    .expect("mock carriers");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
+    let addr = listener.local_addr().expect("mock addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(mock_carriers::serve(listener, carriers.clone(), async {
+        let _ = stopped.await;
+    }));
+    Mock {
+        addr,
+        carriers,
+        _stop: stop,
+    }
+}
+
+/// The gateway's config for tests: two tenants, SmartCA at the mock, short timings.
+pub fn test_config_toml(db: &Path, mock: SocketAddr, root: &Path) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[database]
+url = "sqlite://{db}"
+[engine]
+tick_ms = 100
+min_timeout_s = 1
+[events]
+ping_interval_s = 1
+send_timeout_s = 2
+[[tenants]]
+id = "dvc-portal"
+api_key_sha256 = "{k1}"
+rate_per_s = 1000
+[[tenants]]
+id = "other-portal"
+api_key_sha256 = "{k2}"
+[providers.vnpt-smartca]
+kind = "smartca"
+trust_anchors = ["{root}"]
+default_timeout_s = 60
+retry_budget_ms = 2500
+[providers.vnpt-smartca.smartca]
+base_url = "http://{mock}/sca/sp769"
+sp_id = "kyso-dev"
+sp_password = "kyso-dev-secret"
+request_timeout_ms = 8000
+poll_first_ms = 150
+poll_interval_ms = 150
+"#,
+        db = db.display(),
+        k1 = hash_api_key(KEY),
+        k2 = hash_api_key(OTHER_KEY),
+        root = root.display(),
+    )
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub mock: Mock,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(500).await
+}
+
+pub async fn spawn_app_with(approve_delay_ms: u64) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mock = spawn_mock(dir.path(), approve_delay_ms).await;
+    let (addr, stop, done) = start_gateway(dir.path(), &mock).await;
+    TestApp {
+        addr,
+        mock,
+        http: reqwest::Client::new(),
+        dir,
+        stop: Some(stop),
+        done: Some(done),
+    }
+}
+
+pub fn root_path(dir: &Path, mock: &Mock) -> PathBuf {
+    let root = dir.join("root.der");
+    std::fs::write(&root, mock.carriers.root_der()).expect("write root");
+    root
+}
+
+async fn start_gateway(
+    dir: &Path,
+    mock: &Mock,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let root = root_path(dir, mock);
+    let toml = test_config_toml(&dir.join("kyso.db"), mock.addr, &root);
+    let config = Config::from_figment(Figment::from(Toml::string(&toml))).expect("config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = Application::with_listener(config, listener)
+        .await
+        .expect("build app");
+    let addr = app.local_addr();
+    mock.carriers
+        .set_smartca_webhook_url(Some(format!("http://{addr}/callbacks/vnpt-smartca")));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        app.run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("gateway run");
+    });
+    (addr, stop, done)
+}
+
+pub fn digest_of(data: &[u8]) -> String {
+    BASE64_STANDARD.encode(Sha256::digest(data))
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the gateway gracefully and starts a new one on the same database.
+    pub async fn restart(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+        let (addr, stop, done) = start_gateway(self.dir.path(), &self.mock).await;
+        self.addr = addr;
+        self.stop = Some(stop);
+        self.done = Some(done);
+    }
+
+    pub async fn post_signature(&self, body: &Value, key: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/signatures"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a session and returns its JSON, asserting 201.
+    pub async fn start(&self, signer: &str, extra: Value) -> Value {
+        let mut body = json!({
+            "provider": "vnpt-smartca",
+            "signer": signer,
+            "purpose": "register",
+            "digest": digest_of(signer.as_bytes()),
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let resp = self.post_signature(&body, KEY).await;
+        assert_eq!(resp.status(), 201, "create {signer}");
+        resp.json().await.expect("session json")
+    }
+
+    pub async fn get(&self, id: &str, wait: u64) -> Value {
+        let resp = self
+            .http
+            .get(self.url(&format!("/v1/signatures/{id}?wait={wait}")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("json")
+    }
+
+    /// Long-polls until the session is terminal (at most `secs`).
+    pub async fn finish(&self, id: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.get(id, 10).await;
+            let status = s["status"].as_str().unwrap_or_default().to_owned();
+            if !["pending", "awaiting_user"].contains(&status.as_str())
+                || tokio::time::Instant::now() > deadline
+            {
+                return s;
+            }
+        }
+    }
+
+    pub async fn mock_json(&self, method: reqwest::Method, path: &str) -> Value {
+        self.http
+            .request(method, format!("http://{}{}", self.mock.addr, path))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("mock admin")
+            .json()
+            .await
+            .expect("mock json")
+    }
+
+    /// The mock's pending phone requests for a signer, waiting until one shows up.
+    pub async fn phone_requests(&self, signer: &str) -> Vec<Value> {
+        for _ in 0..100 {
+            let v = self
+                .mock_json(
+                    reqwest::Method::GET,
+                    &format!("/admin/requests?signer={signer}&status=pending"),
+                )
+                .await;
+            let list = v["requests"].as_array().cloned().unwrap_or_default();
+            if !list.is_empty() {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Vec::new()
+    }
+
+    pub async fn ws(&self, query: &str, key: Option<&str>) -> WsClient {
+        let mut req = format!("ws://{}/v1/events{query}", self.addr)
+            .into_client_request()
+            .expect("ws request");
+        if let Some(k) = key {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {k}").parse().expect("header"),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        WsClient { stream }
+    }
+}
+
+pub struct WsClient {
+    pub stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl WsClient {
+    /// The next event frame (pings are skipped), or None after `secs`.
+    pub async fn next_event(&mut self, secs: u64) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let Message::Text(t) = msg {
+                return serde_json::from_str(&t).ok();
+            }
+        }
+    }
+
+    /// Events until one for `session` reaches a terminal state.
+    pub async fn until_terminal(&mut self, session: &str, secs: u64) -> Vec<Value> {
+        let mut seen = Vec::new();
+        while let Some(ev) = self.next_event(secs).await {
+            let done = ev["session"]["id"] == session
+                && !["pending", "awaiting_user"]
+                    .contains(&ev["session"]["status"].as_str().unwrap_or_default());
+            seen.push(ev);
+            if done {
+                break;
+            }
+        }
+        seen
+    }
+}

@@ -1,0 +1,76 @@
+//! Operations endpoints.
+
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi_answer() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let r = app.http.get(app.url(path)).send().await.expect("send");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+    app.start("001099012345", serde_json::json!({})).await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("kyso_sessions_created_total"), "{metrics}");
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    for path in [
+        "/v1/signatures",
+        "/v1/signatures/{id}",
+        "/v1/events",
+        "/callbacks/{provider}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "openapi documents {path}");
+    }
+}
+
+#[tokio::test]
+async fn callbacks_for_unknown_sessions_and_garbage_change_nothing() {
+    let app = spawn_app().await;
+    let url = app.url("/callbacks/vnpt-smartca");
+    let unknown = app
+        .http
+        .post(&url)
+        .json(
+            &serde_json::json!({"sp_id": "kyso-dev", "status_code": 200, "message": "ok",
+            "transaction_id": "kyso-ses_01J0000000000000000000000", "signed_files": []}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unknown.status(), 200);
+    let garbage = app
+        .http
+        .post(&url)
+        .body("<xml/>")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(garbage.status(), 400);
+    let no_provider = app
+        .http
+        .post(app.url("/callbacks/nope"))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(no_provider.status(), 404);
+}

@@ -1,0 +1,182 @@
+//! `kill -9` with sessions waiting on phones: after a restart every one resumes, completes, and
+//! caused exactly one prompt at the provider.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{digest_of, root_path, spawn_mock, test_config_toml, KEY};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start(config: &std::path::Path, port: u16) -> Gateway {
+    let child = Command::new(env!("CARGO_BIN_EXE_kyso"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("KYSO_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kyso");
+    let gw = Gateway(child);
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return gw;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("kyso did not become ready");
+}
+
+#[tokio::test]
+async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mock = spawn_mock(dir.path(), 300).await;
+    let root = root_path(dir.path(), &mock);
+    let config = dir.path().join("kyso.toml");
+    std::fs::write(
+        &config,
+        test_config_toml(&dir.path().join("kyso.db"), mock.addr, &root),
+    )
+    .expect("config");
+    let port = free_port();
+    let mut gateway = start(&config, port).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let signers = ["001099020999", "001099021999", "0101234999"];
+    let mut ids = Vec::new();
+    for signer in signers {
+        let s: Value = http
+            .post(format!("{base}/v1/signatures"))
+            .bearer_auth(KEY)
+            .json(
+                &json!({"provider": "vnpt-smartca", "signer": signer, "purpose": "register",
+                "digest": digest_of(signer.as_bytes())}),
+            )
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        ids.push(s["id"].as_str().expect("id").to_owned());
+    }
+    // Wait until every request is on a phone, then kill the gateway without warning.
+    for id in &ids {
+        for _ in 0..100 {
+            let s: Value = http
+                .get(format!("{base}/v1/signatures/{id}"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            if s["status"] == "awaiting_user" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    gateway.0.kill().expect("kill -9");
+    let _ = gateway.0.wait();
+
+    let port2 = free_port();
+    let _gateway2 = start(&config, port2).await;
+    let base2 = format!("http://127.0.0.1:{port2}");
+    let admin = format!("http://{}", mock.addr);
+    for signer in signers {
+        let list: Value = http
+            .get(format!(
+                "{admin}/admin/requests?signer={signer}&status=pending"
+            ))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let list = list["requests"].as_array().cloned().unwrap_or_default();
+        assert_eq!(list.len(), 1, "one prompt for {signer}");
+        let rid = list[0]["id"].as_str().expect("rid");
+        http.post(format!("{admin}/admin/requests/{rid}/approve"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("approve");
+    }
+    for id in &ids {
+        let s: Value = http
+            .get(format!("{base2}/v1/signatures/{id}?wait=20"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(s["status"], "signed", "{s}");
+    }
+    let stats: Value = http
+        .get(format!("{admin}/admin/stats"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    for id in &ids {
+        assert_eq!(stats["sign_requests"][format!("kyso-{id}")], 1, "{stats}");
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_restart_keeps_waiting_sessions_and_their_event_sequence() {
+    let mut app = crate::helpers::spawn_app().await;
+    let s = app.start("001099022999", json!({})).await;
+    let id = s["id"].as_str().expect("id").to_owned();
+    let rid = app.phone_requests("001099022999").await[0]["id"]
+        .as_str()
+        .expect("rid")
+        .to_owned();
+    app.restart().await;
+    assert!(app.dir.path().join("kyso.db").exists());
+    app.mock_json(
+        reqwest::Method::POST,
+        &format!("/admin/requests/{rid}/approve"),
+    )
+    .await;
+    let done = app.finish(&id, 20).await;
+    assert_eq!(done["status"], "signed", "{done}");
+    let mut ws = app.ws("?after=0", Some(KEY)).await;
+    let events = ws.until_terminal(&id, 5).await;
+    let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3],
+        "the outbox sequence continues across the restart"
+    );
+}
