@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
+use crate::providers::mssp::MsspConfig;
 use crate::providers::smartca::SmartcaConfig;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,13 +53,20 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
+    /// `sqlite://FILE` (one instance) or `postgres://…` (any number of instances).
     pub url: String,
+    pub max_connections: u32,
+    /// PostgreSQL: how long a claimed session stays with an instance without renewal; after
+    /// an instance dies, its sessions move on after at most this long.
+    pub lease_s: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://kyso.db".into(),
+            max_connections: 16,
+            lease_s: 15,
         }
     }
 }
@@ -124,6 +132,8 @@ fn default_tenant_rate() -> u32 {
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     Smartca,
+    /// ETSI TS 102 204 SIM signing (Viettel, VNPT, MobiFone MSSPs).
+    Mssp,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,7 +151,14 @@ pub struct ProviderConfig {
     /// How long one call's transient failures are retried.
     #[serde(default = "default_retry_budget")]
     pub retry_budget_ms: u64,
+    /// Consecutive failed calls (after retries) that open the provider's circuit.
+    #[serde(default = "default_circuit_failures")]
+    pub circuit_failures: u32,
+    /// How long an open circuit stops calls before one probe is let through.
+    #[serde(default = "default_circuit_open")]
+    pub circuit_open_ms: u64,
     pub smartca: Option<SmartcaConfig>,
+    pub mssp: Option<MsspConfig>,
 }
 
 fn default_timeout() -> u32 {
@@ -154,6 +171,12 @@ fn default_rate() -> u32 {
     200
 }
 fn default_retry_budget() -> u64 {
+    10_000
+}
+fn default_circuit_failures() -> u32 {
+    5
+}
+fn default_circuit_open() -> u64 {
     10_000
 }
 
@@ -200,6 +223,9 @@ impl Config {
                     "smartca",
                     "smartca",
                 ));
+            }
+            if p.kind == ProviderKind::Mssp && p.mssp.is_none() {
+                return Err(ConfigError::MissingSection(id.clone(), "mssp", "mssp"));
             }
         }
         Ok(())

@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config } => {
             let config = Config::load(config.as_deref())?;
-            store::open(&config.database.url).await?;
+            store::open(&config.database.url, &store::StoreOptions::default()).await?;
             println!("migrations applied");
             Ok(())
         }

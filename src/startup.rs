@@ -14,13 +14,16 @@ use tokio::sync::{watch, Semaphore};
 use crate::api::{self, AppState, Tenants};
 use crate::config::{Config, ProviderKind};
 use crate::domain::SignerRule;
+use crate::engine::breaker::Breaker;
 use crate::engine::{Engine, EngineConfig};
 use crate::events::tickets::Tickets;
 use crate::events::Hub;
 use crate::limiter::TokenBucket;
+use crate::providers::mssp::Mssp;
 use crate::providers::registry::{ProviderEntry, Registry};
 use crate::providers::smartca::SmartCa;
 use crate::providers::Provider;
+use crate::store::StoreOptions;
 use crate::verify::TrustAnchors;
 use crate::{store, telemetry};
 
@@ -39,7 +42,12 @@ impl Application {
 
     pub async fn with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         telemetry::install_crypto_provider();
-        let store = store::open(&config.database.url)
+        let options = StoreOptions {
+            instance: format!("kyso-{}", ulid::Ulid::new()),
+            lease: Duration::from_secs(config.database.lease_s.max(1)),
+            max_connections: config.database.max_connections.max(2),
+        };
+        let store = store::open(&config.database.url, &options)
             .await
             .with_context(|| format!("opening the database {}", redact(&config.database.url)))?;
         let providers = Arc::new(build_registry(&config)?);
@@ -49,6 +57,7 @@ impl Application {
             providers,
             EngineConfig {
                 tick: Duration::from_millis(config.engine.tick_ms),
+                lease: options.lease,
             },
         );
         let state = AppState {
@@ -78,6 +87,12 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let engine = self.state.engine.clone();
         let mut engine_stop = stop_rx.clone();
+        let fan_in = {
+            let store = engine.store.clone();
+            let hub = engine.hub.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move { store.fan_in(hub, stop).await })
+        };
         let scheduler = tokio::spawn(engine.run(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
         }));
@@ -92,6 +107,7 @@ impl Application {
         });
         server.await.context("serving HTTP")?;
         let _ = scheduler.await;
+        let _ = fan_in.await;
         Ok(())
     }
 }
@@ -114,6 +130,13 @@ fn build_registry(config: &Config) -> anyhow::Result<Registry> {
                     .with_context(|| format!("provider {id}: missing [smartca]"))?;
                 (Arc::new(SmartCa::new(cfg)?), SignerRule::UserId)
             }
+            ProviderKind::Mssp => {
+                let cfg = p
+                    .mssp
+                    .as_ref()
+                    .with_context(|| format!("provider {id}: missing [mssp]"))?;
+                (Arc::new(Mssp::new(id, cfg)?), SignerRule::Msisdn)
+            }
         };
         registry.insert(ProviderEntry {
             id: id.as_str().into(),
@@ -125,6 +148,7 @@ fn build_registry(config: &Config) -> anyhow::Result<Registry> {
             retry_budget: Duration::from_millis(p.retry_budget_ms),
             in_flight: Arc::new(Semaphore::new(p.max_in_flight.max(1))),
             rate: TokenBucket::new(p.rate_per_s, p.rate_per_s),
+            breaker: Breaker::new(p.circuit_failures, Duration::from_millis(p.circuit_open_ms)),
         });
     }
     Ok(registry)

@@ -12,7 +12,8 @@ CREATE TABLE sessions (
     expires_at      INTEGER NOT NULL,   -- unix ms
     next_check_at   INTEGER,            -- unix ms; NULL once terminal
     body            TEXT NOT NULL,
-    work            TEXT
+    work            TEXT,
+    woken           INTEGER NOT NULL DEFAULT 0  -- a callback came while a check was in flight
 ) STRICT;
 
 CREATE UNIQUE INDEX sessions_idempotency ON sessions (tenant, idempotency_key)

@@ -22,8 +22,8 @@ pub enum Behaviour {
     NoCertificate,
     /// `208`: the phone never answers; the request expires.
     NeverAnswers,
-    /// `501`: signs with a revoked certificate. Revocation (OCSP/CRL) is not served yet, so
-    /// for now this signs like [`Behaviour::Approve`].
+    /// `501`: signs correctly, with a certificate the mock's OCSP responder and CRL report
+    /// revoked (keyCompromise, from its notBefore).
     RevokedCertificate,
     /// `503`: returns a corrupted signature.
     CorruptSignature,

@@ -1,6 +1,7 @@
 //! HTTP plumbing the provider front ends share: reading a bounded JSON body into a wire struct
-//! (with a typed error instead of axum's plain-text rejection), and the "dropped connection"
-//! answer used to simulate a provider that hangs up.
+//! (with a typed error instead of axum's plain-text rejection), the "dropped connection"
+//! answer used to simulate a provider that hangs up, and learning the mock's public base URL
+//! from the first request's Host header when nobody set it.
 //!
 //! A dropped connection is a response whose body fails on its first poll. hyper then tears the
 //! connection down before flushing anything (the status line is still only in its write
@@ -8,11 +9,17 @@
 //! provider crashing mid-request. This works under any server that mounts [`crate::MockCarriers::router`],
 //! without a custom accept loop, and never panics a task.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
+
+use crate::state::Shared;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -60,4 +67,53 @@ pub fn dropped_connection() -> Response {
         Err::<Bytes, std::io::Error>(std::io::Error::other("mock carrier drops this connection"))
     });
     Response::new(Body::from_stream(failing))
+}
+
+/// Middleware: until a public base URL is known, take it from the Host header (when that is a
+/// plain `host[:port]`), so certificates name where clients actually reach the mock.
+pub(crate) async fn learn_public_url(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !shared.pki.has_public_url() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| is_plain_host(h));
+        if let Some(host) = host {
+            if shared
+                .pki
+                .set_public_url_if_unset(&format!("http://{host}"))
+            {
+                tracing::info!(%host, "public base URL taken from the Host header");
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// `host`, `host:port` or `[v6]:port`, nothing that could smuggle a path or markup.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_hosts_become_the_public_url() {
+        assert!(is_plain_host("127.0.0.1:8701"));
+        assert!(is_plain_host("[::1]:80"));
+        assert!(is_plain_host("mock.local"));
+        for bad in ["", "a/b", "x\"y", "evil.com/#", "a b"] {
+            assert!(!is_plain_host(bad), "{bad:?}");
+        }
+    }
 }

@@ -4,7 +4,9 @@
 //!
 //! Module map:
 //! - [`pki`] — mock root CA, one issuing CA per provider, signer credentials provisioned on
-//!   first use and persisted in the state directory; digest signing.
+//!   first use and persisted in the state directory; digest signing; OCSP and CRL contents.
+//! - `revocation` — `/ocsp/{ca}`, `/crl/{ca}.crl`, `/pki/{ca}.crt`: what certificates' AIA
+//!   and CRL DP name.
 //! - [`behaviour`] — what a signer's last three digits make the mock do, and transport faults.
 //! - [`requests`] — the phone prompts every provider front end creates and the phone decides.
 //! - `smartca` — VNPT SmartCA SP769 (`/sca/sp769/...`) and its webhook.
@@ -23,6 +25,7 @@ mod http;
 mod phone;
 pub mod pki;
 pub mod requests;
+mod revocation;
 mod smartca;
 mod state;
 mod webhook;
@@ -117,8 +120,26 @@ impl MockCarriers {
             .merge(smartca::router())
             .merge(admin::router())
             .merge(phone::router())
+            .merge(revocation::router())
             .layer(DefaultBodyLimit::max(http::BODY_LIMIT))
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                http::learn_public_url,
+            ))
             .with_state(self.shared.clone())
+    }
+
+    /// The base URL (e.g. `http://127.0.0.1:8701`) that certificates name for OCSP, CRLs and
+    /// CA certificates. Unset, it is taken from [`serve`]'s listener, else from the first
+    /// request's Host header, else `http://127.0.0.1:8701`. Stored certificates naming another
+    /// base URL are re-issued (same key, new serial) when next used.
+    pub fn set_public_url(&self, url: String) {
+        self.shared.pki.set_public_url(&url);
+    }
+
+    /// The base URL certificates currently name.
+    pub fn public_url(&self) -> String {
+        self.shared.pki.public_url()
     }
 
     /// Changes (or clears) the SmartCA webhook target; the dev stack learns the gateway's
@@ -141,12 +162,26 @@ impl MockCarriers {
 }
 
 /// Serves the mock on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
+/// Unless [`MockCarriers::set_public_url`] was called, the listener's address becomes the
+/// public base URL right away (before the returned future is first polled).
+pub fn serve(
     listener: tokio::net::TcpListener,
     mock: MockCarriers,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, mock.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> impl Future<Output = std::io::Result<()>> + Send {
+    if let Ok(addr) = listener.local_addr() {
+        let host = if addr.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        mock.shared
+            .pki
+            .set_public_url_if_unset(&format!("http://{host}"));
+    }
+    async move {
+        axum::serve(listener, mock.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
 }

@@ -36,6 +36,7 @@ impl Shared {
     pub fn announce(&self, req: &SignRequest) {
         match req.provider {
             Provider::SmartCa => smartca::announce(self, req),
+            Provider::ViettelSim | Provider::VnptSim | Provider::MobifoneSim => {}
         }
     }
 

@@ -4,9 +4,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
@@ -28,19 +30,19 @@ pub async fn callback(
     State(app): State<AppState>,
     Path(provider): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body.map_err(|_| ApiError::TooLarge)?;
     let entry = app
         .engine
         .providers
         .get(&provider)
         .ok_or(ApiError::NotFound)?;
-    let hints = entry.adapter.parse_callback(&body).map_err(|e| {
+    let answer = entry.adapter.handle_callback(&body).map_err(|e| {
         metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "malformed").increment(1);
         ApiError::bad_request("invalid_callback", e.to_string())
     })?;
     let mut woken = 0;
-    for hint in hints {
+    for hint in answer.hints {
         let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
             continue;
         };
@@ -54,5 +56,9 @@ pub async fn callback(
     let result = if woken > 0 { "woken" } else { "ignored" };
     metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result)
         .increment(1);
-    Ok(Json(json!({ "received": true })))
+    // Some providers expect their own acknowledgement (an MSSP: a SOAP receipt).
+    Ok(match answer.reply {
+        Some(reply) => ([(CONTENT_TYPE, reply.content_type)], reply.body).into_response(),
+        None => Json(json!({ "received": true })).into_response(),
+    })
 }

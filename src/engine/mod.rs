@@ -3,6 +3,7 @@
 //! session: a pending session costs one database row until it is due. Every state change goes
 //! through [`Engine::commit`], which writes it with its event and publishes the event.
 
+pub mod breaker;
 mod step;
 
 use std::collections::HashSet;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
+use crate::domain::SessionId;
 use crate::events::Hub;
 use crate::providers::registry::Registry;
 use crate::store::{Change, Event, Store, StoreError};
@@ -22,6 +24,8 @@ pub use step::WorkState;
 pub struct EngineConfig {
     /// Longest sleep between two looks at the database when nothing wakes the scheduler.
     pub tick: Duration,
+    /// Lease length on a shared database; in-flight sessions are renewed at a third of it.
+    pub lease: Duration,
 }
 
 pub struct Engine {
@@ -68,9 +72,11 @@ impl Engine {
         Ok(event)
     }
 
-    /// Runs until `shutdown` resolves. In-flight steps finish on their own tasks.
+    /// Runs until `shutdown` resolves, then lets in-flight steps finish (each ends by writing
+    /// its session, which also gives the lease back).
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut renew = tokio::time::interval(self.config.lease / 3);
         loop {
             if let Err(e) = self.dispatch_due().await {
                 tracing::error!(error = %e, "scheduler could not read due sessions");
@@ -80,9 +86,33 @@ impl Engine {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
+                _ = renew.tick() => self.renew_leases().await,
+            }
+        }
+        let grace = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.in_flight_ids().is_empty() && tokio::time::Instant::now() < grace {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = renew.tick() => self.renew_leases().await,
             }
         }
         tracing::info!("scheduler stopped");
+    }
+
+    async fn renew_leases(&self) {
+        let ids = self.in_flight_ids();
+        if let Err(e) = self.store.renew(&ids).await {
+            tracing::warn!(error = %e, "renewing leases failed");
+        }
+    }
+
+    fn in_flight_ids(&self) -> Vec<SessionId> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|id| SessionId::parse(id))
+            .collect()
     }
 
     async fn until_next_due(&self) -> Duration {
@@ -98,21 +128,34 @@ impl Engine {
     async fn dispatch_due(self: &Arc<Self>) -> Result<(), StoreError> {
         let limit = (self.providers.max_in_flight() + 64).min(10_000) as u32;
         let due = self.store.due(Utc::now(), limit).await?;
+        let mut skipped = Vec::new();
         for work in due {
             let Some(entry) = self.providers.get(&work.session.provider).cloned() else {
                 tracing::error!(provider = %work.session.provider, "session for an unconfigured provider");
+                skipped.push(work.session.id);
                 continue;
             };
             let id = work.session.id.to_string();
             if self.in_flight_contains(&id) {
                 continue;
             }
-            let Ok(permit) = entry.in_flight.clone().try_acquire_owned() else {
+            let expired = Utc::now() >= work.session.expires_at;
+            // An expired session needs no provider call, so neither the breaker nor the
+            // limits hold it back.
+            let permit = if expired {
+                None
+            } else if !entry.breaker.allows() {
+                skipped.push(work.session.id);
                 continue;
+            } else {
+                match entry.in_flight.clone().try_acquire_owned() {
+                    Ok(p) if entry.rate.try_take() => Some(p),
+                    _ => {
+                        skipped.push(work.session.id);
+                        continue;
+                    }
+                }
             };
-            if !entry.rate.try_take() {
-                continue;
-            }
             self.in_flight_set(&id, true);
             let engine = Arc::clone(self);
             tokio::spawn(async move {
@@ -123,6 +166,9 @@ impl Engine {
                 engine.in_flight_set(&id, false);
                 engine.wake();
             });
+        }
+        if !skipped.is_empty() {
+            self.store.release(&skipped).await?;
         }
         Ok(())
     }

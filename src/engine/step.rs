@@ -59,7 +59,7 @@ pub(super) async fn run(
                 expires_at: session.expires_at,
             };
             let started = retry::with_backoff(budget, || entry.adapter.start(&req)).await;
-            observe(&entry.id, "start", &started);
+            observe(entry, "start", &started);
             let now = Utc::now();
             match started {
                 Ok(started) => {
@@ -93,7 +93,7 @@ pub(super) async fn run(
                 state: &state.provider,
             };
             let outcome = retry::with_backoff(budget, || entry.adapter.status(&req)).await;
-            observe(&entry.id, "status", &outcome);
+            observe(entry, "status", &outcome);
             let now = Utc::now();
             match outcome {
                 Ok(Outcome::Waiting { next_check_in }) => {
@@ -270,7 +270,16 @@ fn encode(state: &WorkState) -> String {
     serde_json::to_string(state).unwrap_or_else(|_| "{}".into())
 }
 
-fn observe<T>(provider: &str, op: &'static str, r: &Result<T, ProviderError>) {
+fn observe<T>(entry: &ProviderEntry, op: &'static str, r: &Result<T, ProviderError>) {
+    let provider = &*entry.id;
+    if entry
+        .breaker
+        .record(!matches!(r, Err(ProviderError::Transient(_))))
+    {
+        tracing::warn!(provider, "circuit opened after repeated failures");
+    }
+    metrics::gauge!("kyso_provider_circuit_open", "provider" => provider.to_owned())
+        .set(if entry.breaker.is_open() { 1.0 } else { 0.0 });
     let result = match r {
         Ok(_) => "ok",
         Err(ProviderError::Transient(_)) => "unavailable",

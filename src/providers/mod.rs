@@ -3,6 +3,7 @@
 //! response for the portal. The engine drives adapters; the API never knows which one it uses.
 
 pub mod http;
+pub mod mssp;
 pub mod registry;
 pub mod retry;
 pub mod smartca;
@@ -113,6 +114,21 @@ pub struct CallbackHint {
 #[error("callback rejected: {0}")]
 pub struct CallbackError(pub String);
 
+/// What a push is answered with when the provider expects more than `{"received": true}`
+/// (an MSSP expects a SOAP receipt).
+#[derive(Debug, Clone)]
+pub struct CallbackReply {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallbackAnswer {
+    pub hints: Vec<CallbackHint>,
+    /// `None`: the default JSON acknowledgement.
+    pub reply: Option<CallbackReply>,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// Sends the signature request. Must be safe to repeat with the same transaction id.
@@ -128,6 +144,17 @@ pub trait Provider: Send + Sync {
 
     /// Parses a push. The body is untrusted; an error answers 400 to the caller.
     fn parse_callback(&self, body: &[u8]) -> Result<Vec<CallbackHint>, CallbackError>;
+
+    /// Parses a push and says how to answer it; by default, the hints of [`parse_callback`]
+    /// with the JSON acknowledgement.
+    ///
+    /// [`parse_callback`]: Provider::parse_callback
+    fn handle_callback(&self, body: &[u8]) -> Result<CallbackAnswer, CallbackError> {
+        Ok(CallbackAnswer {
+            hints: self.parse_callback(body)?,
+            reply: None,
+        })
+    }
 }
 
 /// Helpers for `CertBundle`'s base64 fields when persisted as JSON.

@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::Provider;
 use crate::domain::SignerRule;
+use crate::engine::breaker::Breaker;
 use crate::limiter::TokenBucket;
 use crate::verify::TrustAnchors;
 
@@ -24,6 +25,8 @@ pub struct ProviderEntry {
     pub in_flight: Arc<Semaphore>,
     /// Bounds requests per second to this provider.
     pub rate: TokenBucket,
+    /// Stops calls to a provider that keeps failing.
+    pub breaker: Breaker,
 }
 
 #[derive(Default)]
@@ -42,6 +45,15 @@ impl Registry {
 
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
+    }
+
+    /// Providers whose circuit is open now.
+    pub fn open_circuits(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.breaker.is_open())
+            .map(|(id, _)| id.as_str())
+            .collect()
     }
 
     pub fn max_in_flight(&self) -> usize {

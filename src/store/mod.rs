@@ -1,7 +1,10 @@
 //! Persistence behind one object-safe trait. A session's state change and its outbox event are
 //! written in one transaction; the outbox gives every tenant a gap-free, durable sequence that
-//! the WebSocket replays from. SQLite is the embedded backend.
+//! the WebSocket replays from. SQLite is the embedded backend (one instance); PostgreSQL lets
+//! many instances share the work: due sessions are leased to one instance at a time, and
+//! committed events are announced to every instance with `pg_notify`.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Session, SessionId, Status};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +25,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("unsupported database url `{0}` (use sqlite://…)")]
+    #[error("unsupported database url `{0}` (use sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
 }
 
@@ -85,8 +89,17 @@ pub trait Store: Send + Sync {
     async fn create(&self, new: &NewSession) -> Result<Created, StoreError>;
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError>;
     async fn list(&self, tenant: &str, filter: &ListFilter) -> Result<Vec<Session>, StoreError>;
-    /// Unfinished sessions whose `next_check_at` has come, earliest first.
+    /// Claims unfinished sessions whose `next_check_at` has come, earliest first. On a shared
+    /// database each is leased to this instance until `apply`, `reschedule` or `release`, or
+    /// until the lease expires (the instance died).
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError>;
+    /// Extends the leases of sessions this instance is still working on.
+    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError>;
+    /// Gives claimed sessions back without working on them.
+    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError>;
+    /// Publishes to `hub` the events other instances commit, until `shutdown`. A single-instance
+    /// backend has none and returns at once.
+    async fn fan_in(&self, hub: crate::events::Hub, shutdown: tokio::sync::watch::Receiver<bool>);
     /// The earliest `next_check_at` of any unfinished session.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Applies a status change with its event; `None` when the session no longer had
@@ -112,12 +125,51 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens the backend named by the URL and applies its migrations.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::open(url, options).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// Settings that matter only to a shared database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Names this instance in leases and notifications.
+    pub instance: String,
+    /// How long a claimed session stays with this instance without renewal.
+    pub lease: std::time::Duration,
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            instance: format!("kyso-{}", ulid::Ulid::new()),
+            lease: std::time::Duration::from_secs(30),
+            max_connections: 16,
+        }
+    }
+}
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+pub(crate) fn decode(body: &str) -> Result<Session, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn encode(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The WebSocket frame of SPEC §2.4. Rendered once, when the event is written.

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    render_frame, Change, Created, Event, ListFilter, NewSession, Store, StoreError, Work,
+    decode, encode, from_ms, ms, render_frame, Change, Created, Event, ListFilter, NewSession,
+    Store, StoreError, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 
@@ -22,22 +23,6 @@ pub struct SqliteStore {
 
 const OPEN: &str = "('pending','awaiting_user')";
 
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-fn decode(body: &str) -> Result<Session, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn encode(session: &Session) -> Result<String, StoreError> {
-    serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -46,6 +31,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            }
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -253,9 +243,12 @@ impl Store for SqliteStore {
         work: Option<&str>,
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "UPDATE sessions SET next_check_at = ?, work = COALESCE(?, work)
+            "UPDATE sessions
+             SET next_check_at = CASE WHEN woken = 1 THEN ? ELSE ? END,
+                 woken = 0, work = COALESCE(?, work)
              WHERE id = ? AND status = ?",
         )
+        .bind(ms(Utc::now()))
         .bind(ms(next_check_at))
         .bind(work)
         .bind(id.as_str())
@@ -268,7 +261,7 @@ impl Store for SqliteStore {
 
     async fn wake(&self, id: &SessionId) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "UPDATE sessions SET next_check_at = MIN(next_check_at, ?)
+            "UPDATE sessions SET next_check_at = MIN(next_check_at, ?), woken = 1
              WHERE id = ? AND next_check_at IS NOT NULL",
         )
         .bind(ms(Utc::now()))
@@ -312,6 +305,17 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    /// One instance owns the file: nothing to renew, release or hear from others.
+    async fn renew(&self, _: &[SessionId]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn release(&self, _: &[SessionId]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn fan_in(&self, _: crate::events::Hub, _: tokio::sync::watch::Receiver<bool>) {}
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;

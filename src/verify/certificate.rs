@@ -48,7 +48,7 @@ pub(crate) fn require_valid_at(cert: &Certificate, at: DateTime<Utc>) -> Result<
 
 /// The one extension with this id; a repeated extension is malformed (RFC 5280 §4.2) and
 /// would let a verifier and a relying party disagree about which copy counts.
-fn extension<'a, T: Decode<'a>>(
+pub(crate) fn extension<'a, T: Decode<'a>>(
     cert: &'a Certificate,
     id: ObjectIdentifier,
 ) -> Result<Option<T>, VerifyError> {

@@ -1,6 +1,7 @@
 //! All RSA goes through the `rsa` crate, which only verifies: extracting a certificate's public
 //! key (refusing anything under 2048 bits), checking the signer's signature over the session
-//! digest, and checking certificate signatures with the hash algorithms kyso accepts.
+//! digest, and checking CA signatures (certificates, CRLs, OCSP responses) with the hash
+//! algorithms kyso accepts.
 
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -104,7 +105,6 @@ pub(crate) fn verify_certificate_signature(
     if cert.signature_algorithm != cert.tbs_certificate.signature {
         return Err("signature algorithm differs from the signed one".into());
     }
-    let hash = cert_hash(cert.signature_algorithm.oid)?;
     let tbs = cert
         .tbs_certificate
         .to_der()
@@ -113,24 +113,36 @@ pub(crate) fn verify_certificate_signature(
         .signature
         .as_bytes()
         .ok_or("signature is not a whole number of bytes")?;
-    let checked = match hash {
-        CertHash::Sha256 => issuer_key.verify(
+    verify_signed(cert.signature_algorithm.oid, &tbs, signature, issuer_key)
+        .map_err(|_| "certificate signature does not verify with the issuer's key".into())
+}
+
+/// Checks a CA-made signature (certificate, CRL, OCSP response) over `data` with the hash
+/// algorithms kyso accepts. The error explains a refused algorithm or a bad signature.
+pub(crate) fn verify_signed(
+    algorithm: ObjectIdentifier,
+    data: &[u8],
+    signature: &[u8],
+    key: &RsaPublicKey,
+) -> Result<(), String> {
+    let checked = match cert_hash(algorithm)? {
+        CertHash::Sha256 => key.verify(
             Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(&tbs),
+            &Sha256::digest(data),
             signature,
         ),
-        CertHash::Sha384 => issuer_key.verify(
+        CertHash::Sha384 => key.verify(
             Pkcs1v15Sign::new::<Sha384>(),
-            &Sha384::digest(&tbs),
+            &Sha384::digest(data),
             signature,
         ),
-        CertHash::Sha512 => issuer_key.verify(
+        CertHash::Sha512 => key.verify(
             Pkcs1v15Sign::new::<Sha512>(),
-            &Sha512::digest(&tbs),
+            &Sha512::digest(data),
             signature,
         ),
     };
-    checked.map_err(|_| "certificate signature does not verify with the issuer's key".into())
+    checked.map_err(|_| "signature does not verify".into())
 }
 
 #[cfg(test)]

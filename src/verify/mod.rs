@@ -1,97 +1,41 @@
-//! Judging what a provider returned: whether the signature is over exactly this session's
-//! digest, whether the certificate may sign, was valid at the signing time and chains to a
-//! trust anchor configured for the provider, and who it names. Revocation is not checked yet;
-//! the verdict says so (`revocation: "not_checked"`). Knows nothing of HTTP, storage or
-//! providers: callers hand in bytes and get a [`Verdict`] or a [`VerifyError`] with a portal
-//! error code.
+//! Judging a signature: whether it is over exactly the expected digest, whether the
+//! certificate may sign, was valid at the signing time, chains to a trust anchor configured for
+//! the provider, and was not revoked then; and who it names. Raw RSA signatures and CMS
+//! SignedData are judged the same way, and kyso builds the CMS it returns for `format: "cms"`
+//! here too. Knows nothing of storage, providers or the portal API; the one piece that talks
+//! to the network is [`online`], which fetches OCSP answers and CRLs for [`Verifier`].
+//!
+//! Module map: [`verifier`] runs the checks in order and caches what it proved; [`keys`],
+//! [`certificate`] and [`path`] are the per-certificate, per-link and path rules; [`ocsp`],
+//! [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it; [`cms`] reads a
+//! SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`] read who the
+//! certificate names.
 
+mod anchors;
+mod cache;
 mod certificate;
+mod cms;
+pub mod cms_build;
+mod crl;
 mod identity;
 mod keys;
 mod name;
+mod ocsp;
+mod online;
 mod path;
+mod revocation;
+mod tlv;
 mod uid;
+mod verifier;
 
+pub use anchors::{certificates_from_pem_or_der, TrustAnchors};
 pub use identity::{parse_identity, signer_matches, Identity, IdentityKind};
+pub use online::{Fetch, HttpFetch, OnlineOptions};
+pub use revocation::{Evidence, RevocationPolicy};
+pub use verifier::{CmsCheck, Refusal, Verifier};
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use der::Decode;
 use serde::{Deserialize, Serialize};
-use x509_cert::Certificate;
-
-/// Certificates a provider's signers must chain to.
-#[derive(Debug, Clone, Default)]
-pub struct TrustAnchors {
-    certs: Vec<Certificate>,
-}
-
-impl TrustAnchors {
-    /// One file holding one or more PEM certificates, or a single DER certificate.
-    pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, VerifyError> {
-        const BEGIN: &str = "-----BEGIN ";
-        if !bytes.windows(BEGIN.len()).any(|w| w == BEGIN.as_bytes()) {
-            return Self::from_der(vec![bytes.to_vec()]);
-        }
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| VerifyError::MalformedCertificate("PEM file is not text".into()))?;
-        let ders = pem_certificates(text)?;
-        if ders.is_empty() {
-            return Err(VerifyError::MalformedCertificate(
-                "PEM file holds no CERTIFICATE block".into(),
-            ));
-        }
-        Self::from_der(ders)
-    }
-
-    pub fn from_der(certs: Vec<Vec<u8>>) -> Result<Self, VerifyError> {
-        let certs = certs
-            .iter()
-            .enumerate()
-            .map(|(i, der)| {
-                Certificate::from_der(der).map_err(|e| {
-                    VerifyError::MalformedCertificate(format!("trust anchor {}: {e}", i + 1))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { certs })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.certs.is_empty()
-    }
-}
-
-/// Base64 bodies of every `CERTIFICATE` block; other blocks (keys, CRLs) are skipped so an
-/// operator's bundle with extras still loads.
-fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, VerifyError> {
-    let mut ders = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after
-            .find("-----")
-            .ok_or_else(|| VerifyError::MalformedCertificate("unterminated PEM header".into()))?;
-        let label = &after[..label_end];
-        let body_start = &after[label_end + "-----".len()..];
-        let end_marker = format!("-----END {label}-----");
-        let body_end = body_start.find(&end_marker).ok_or_else(|| {
-            VerifyError::MalformedCertificate(format!("PEM block {label} has no END line"))
-        })?;
-        if matches!(label, "CERTIFICATE" | "X509 CERTIFICATE") {
-            let body: String = body_start[..body_end]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .map_err(|e| VerifyError::MalformedCertificate(format!("PEM base64: {e}")))?;
-            ders.push(der);
-        }
-        rest = &body_start[body_end + end_marker.len()..];
-    }
-    Ok(ders)
-}
 
 /// Padding of the signer's signature, as the provider declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,9 +64,15 @@ pub struct SignatureCheck<'a> {
 /// The `verification` block of a session result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Verification {
+    /// `valid`, `invalid` or `not_checked`.
     pub signature: String,
+    /// `trusted`, `untrusted`, `expired` or `not_checked`.
     pub chain: String,
+    /// `good`, `revoked`, `unknown` (asked, no definite answer) or `not_checked` (not asked).
     pub revocation: String,
+    /// Which source answered, or why none did: what an operator reads to explain a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_detail: Option<String>,
     pub checked_at: DateTime<Utc>,
 }
 
@@ -144,6 +94,17 @@ pub enum VerifyError {
     CertificateNotYetValid,
     #[error("malformed certificate: {0}")]
     MalformedCertificate(String),
+    /// A CMS (or other signature container) that cannot be read.
+    #[error("malformed signature: {0}")]
+    MalformedSignature(String),
+    #[error("the certificate was revoked at {since}{}, before the signing time", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    Revoked {
+        since: DateTime<Utc>,
+        reason: Option<String>,
+    },
+    /// Policy `require` and no definite revocation answer.
+    #[error("revocation status could not be established and the policy requires it: {0}")]
+    RevocationUnavailable(String),
     /// For callers whose [`signer_matches`] check fails; `verify` itself never returns it.
     #[error("the certificate does not belong to the requested signer")]
     SignerMismatch,
@@ -153,12 +114,13 @@ impl VerifyError {
     /// The portal's `error.code` for this failure.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidSignature => "invalid_signature",
-            // A certificate kyso cannot read is one it cannot trust; the portal needs no
-            // separate code for it.
-            Self::UntrustedCertificate(_) | Self::MalformedCertificate(_) => {
-                "untrusted_certificate"
-            }
+            Self::InvalidSignature | Self::MalformedSignature(_) => "invalid_signature",
+            // A certificate kyso cannot read, or whose revocation it cannot establish when it
+            // must, is one it cannot trust; the portal needs no separate code for either.
+            Self::UntrustedCertificate(_)
+            | Self::MalformedCertificate(_)
+            | Self::RevocationUnavailable(_) => "untrusted_certificate",
+            Self::Revoked { .. } => "revoked_certificate",
             // The portal knows one code for "outside its validity at the signing time".
             Self::CertificateExpired | Self::CertificateNotYetValid => "certificate_expired",
             Self::SignerMismatch => "signer_mismatch",
@@ -166,35 +128,37 @@ impl VerifyError {
     }
 }
 
-/// Judges one signature. The checks run in a fixed order so the error names the first problem:
-/// readable certificate, key size, signature over the digest, key usage, validity at `at`, path
-/// to an anchor.
+/// Judges one signature without revocation (`revocation: "not_checked"`): the checks run in a
+/// fixed order so the error names the first problem. [`Verifier::verify`] adds revocation and
+/// caching.
 pub fn verify(check: &SignatureCheck<'_>, anchors: &TrustAnchors) -> Result<Verdict, VerifyError> {
-    let cert = Certificate::from_der(check.certificate)
-        .map_err(|e| VerifyError::MalformedCertificate(e.to_string()))?;
-    let key = keys::public_key(&cert)?;
-    keys::verify_digest(&key, check.scheme, check.digest, check.signature)?;
-    certificate::require_signing_usage(&cert)?;
-    certificate::require_understood_extensions(&cert)?;
-    certificate::require_valid_at(&cert, check.at)?;
-    let chain = check
-        .chain
-        .iter()
-        .enumerate()
-        .map(|(i, der)| {
-            Certificate::from_der(der).map_err(|e| {
-                VerifyError::MalformedCertificate(format!("chain certificate {}: {e}", i + 1))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    path::build(&cert, &chain, &anchors.certs, check.at)?;
-    Ok(Verdict {
-        identity: identity::from_certificate(&cert, check.certificate)?,
-        verification: Verification {
-            signature: "valid".into(),
-            chain: "trusted".into(),
-            revocation: "not_checked".into(),
-            checked_at: Utc::now(),
-        },
-    })
+    let examined = verifier::examine(check, anchors).map_err(|r| r.error)?;
+    Ok(examined.verdict_without_revocation())
+}
+
+/// Judges a CMS SignedData over content whose SHA-256 is `content_digest`, without revocation.
+/// `extra_chain` may hold the signer's certificate (when the CMS does not) and intermediates.
+pub fn verify_cms(
+    cms_der: &[u8],
+    content_digest: &[u8; 32],
+    anchors: &TrustAnchors,
+    at: DateTime<Utc>,
+    extra_chain: &[Vec<u8>],
+) -> Result<Verdict, VerifyError> {
+    let cms = CmsCheck {
+        cms: cms_der,
+        content_digest,
+        extra_certificates: extra_chain,
+        at,
+    };
+    let unpacked = verifier::unpack(&cms).map_err(|r| r.error)?;
+    let check = SignatureCheck {
+        digest: &unpacked.signed_digest,
+        signature: &unpacked.signature,
+        scheme: unpacked.scheme,
+        certificate: &unpacked.certificate,
+        chain: &unpacked.chain,
+        at,
+    };
+    verify(&check, anchors)
 }

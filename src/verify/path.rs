@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use x509_cert::Certificate;
 
 use super::certificate::{
-    basic_constraints, key_usage, require_understood_extensions, require_valid_at,
+    basic_constraints, key_usage, require_understood_extensions, require_valid_at, to_utc,
 };
 use super::keys::{public_key, verify_certificate_signature};
 use super::name;
@@ -17,13 +17,24 @@ use super::VerifyError;
 /// search expensive.
 const MAX_INTERMEDIATES: usize = 6;
 
+/// What a found path tells the rest of the verifier.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    /// The certificate that signed the leaf (an intermediate or the anchor itself): OCSP
+    /// CertIDs and CRL signatures are checked against it.
+    pub issuer: Certificate,
+    /// When every intermediate on the path is valid; anchors are taken as they are.
+    pub not_before: Option<DateTime<Utc>>,
+    pub not_after: Option<DateTime<Utc>>,
+}
+
 /// Succeeds when `leaf` chains to one of `anchors`; otherwise explains the last obstacle found.
 pub(crate) fn build(
     leaf: &Certificate,
     chain: &[Certificate],
     anchors: &[Certificate],
     at: DateTime<Utc>,
-) -> Result<(), VerifyError> {
+) -> Result<Found, VerifyError> {
     if anchors.is_empty() {
         return Err(VerifyError::UntrustedCertificate(
             "no trust anchors configured".into(),
@@ -34,10 +45,31 @@ pub(crate) fn build(
         anchors,
         at,
         obstacle: None,
+        leaf_anchor: None,
     };
     let mut used = Vec::new();
     if search.extend(leaf, &mut used) {
-        return Ok(());
+        let issuer = match (used.first(), search.leaf_anchor) {
+            (Some(&index), _) => chain[index].clone(),
+            (None, Some(index)) => anchors[index].clone(),
+            (None, None) => {
+                return Err(VerifyError::UntrustedCertificate(
+                    "path found without an issuer".into(),
+                ))
+            }
+        };
+        let mut found = Found {
+            issuer,
+            not_before: None,
+            not_after: None,
+        };
+        for ca in used.iter().map(|&i| &chain[i]) {
+            let validity = &ca.tbs_certificate.validity;
+            let (from, to) = (to_utc(validity.not_before)?, to_utc(validity.not_after)?);
+            found.not_before = Some(found.not_before.map_or(from, |f| f.max(from)));
+            found.not_after = Some(found.not_after.map_or(to, |t| t.min(to)));
+        }
+        return Ok(found);
     }
     let why = search
         .obstacle
@@ -51,6 +83,8 @@ struct Search<'a> {
     at: DateTime<Utc>,
     /// The most recent reason a candidate issuer was rejected, reported if no path is found.
     obstacle: Option<String>,
+    /// The anchor that signed the leaf directly, when no intermediate is in between.
+    leaf_anchor: Option<usize>,
 }
 
 impl Search<'_> {
@@ -59,16 +93,22 @@ impl Search<'_> {
     /// already on the path, which also stops loops through self-issued certificates.
     fn extend(&mut self, child: &Certificate, used: &mut Vec<usize>) -> bool {
         let issuer = &child.tbs_certificate.issuer;
-        for anchor in self
+        for (index, anchor) in self
             .anchors
             .iter()
-            .filter(|a| a.tbs_certificate.subject == *issuer)
+            .enumerate()
+            .filter(|(_, a)| a.tbs_certificate.subject == *issuer)
         {
             match public_key(anchor)
                 .map_err(|e| e.to_string())
                 .and_then(|key| verify_certificate_signature(child, &key))
             {
-                Ok(()) => return true,
+                Ok(()) => {
+                    if used.is_empty() {
+                        self.leaf_anchor = Some(index);
+                    }
+                    return true;
+                }
                 Err(why) => self.note(child, &format!("trust anchor: {why}")),
             }
         }

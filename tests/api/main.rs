@@ -2,9 +2,12 @@
 //! link), one module per concern.
 
 mod behaviour;
+mod cluster;
 mod events;
 mod helpers;
 mod ops;
+mod pg;
 mod portal;
 mod restart;
 mod signing;
+mod store_story;

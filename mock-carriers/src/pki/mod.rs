@@ -1,56 +1,103 @@
-//! The fake PKI: the mock national root, one issuing CA per provider, and the signer
-//! credentials (RSA-2048 key + certificate) provisioned on first use of a signer id. All keys
-//! and certificates persist in the state directory, keyed by provider and signer, so a restart
-//! keeps them. Signing a precomputed SHA-256 digest (RSA PKCS#1 v1.5) happens here too, with
-//! aws-lc-rs's `sign_digest`.
+//! The fake PKI: the mock national root, one issuing CA per provider, the signer credentials
+//! (RSA-2048 key + certificate) provisioned on first use of a signer id, and what relying
+//! parties need to check revocation — an OCSP responder ([`ocsp`]) and CRLs per CA, fed by
+//! each CA's book of issued serials ([`issued`]). All keys and certificates persist in the
+//! state directory, keyed by provider and signer, so a restart keeps them. Signer
+//! certificates carry AIA (OCSP, caIssuers) and CRL DP URLs under the mock's public base URL
+//! ([`Pki::set_public_url`]); a stored certificate naming another base URL is re-issued.
+//! Signing a precomputed SHA-256 digest (RSA PKCS#1 v1.5) happens here too, with aws-lc-rs.
 
 mod authority;
+mod credential;
 mod files;
+pub mod issued;
+pub mod ocsp;
 pub mod subject;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-use chrono::{DateTime, Utc};
+use authority::{Authority, CaName, Links};
+use files::write_atomic;
+use issued::{CertState, IssuedBook};
 
-use authority::{Authority, CaName};
-use files::{read_optional, write_atomic};
+pub use credential::{CertMeta, SignerCredential};
+pub use files::pem;
 pub use subject::{HolderKind, Subject};
 
 /// Signer credentials kept in memory; beyond this, old entries are dropped and reloaded from
 /// disk when needed again.
 const CACHE_CAP: usize = 10_000;
+/// The base URL certificates name until the mock learns where it is served.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8701";
+/// How long a CRL is good for.
+pub const CRL_VALIDITY: chrono::Duration = chrono::Duration::hours(24);
 
 /// The providers the mock impersonates. Each has its own issuing CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Provider {
     #[serde(rename = "vnpt-smartca")]
     SmartCa,
+    #[serde(rename = "viettel-sim")]
+    ViettelSim,
+    #[serde(rename = "vnpt-sim")]
+    VnptSim,
+    #[serde(rename = "mobifone-sim")]
+    MobifoneSim,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 1] = [Provider::SmartCa];
+    pub const ALL: [Provider; 4] = [
+        Provider::SmartCa,
+        Provider::ViettelSim,
+        Provider::VnptSim,
+        Provider::MobifoneSim,
+    ];
 
-    /// The provider id used in kyso's configuration and in the admin API.
+    /// The provider id used in kyso's configuration, the admin API and the mock's URLs.
     pub fn id(self) -> &'static str {
         match self {
             Provider::SmartCa => "vnpt-smartca",
+            Provider::ViettelSim => "viettel-sim",
+            Provider::VnptSim => "vnpt-sim",
+            Provider::MobifoneSim => "mobifone-sim",
         }
+    }
+
+    pub fn from_id(id: &str) -> Option<Provider> {
+        Self::ALL.into_iter().find(|p| p.id() == id)
+    }
+
+    /// Whether signers are MSISDNs with SIM certificates (the ETSI TS 102 204 carriers).
+    pub fn is_sim(self) -> bool {
+        !matches!(self, Provider::SmartCa)
     }
 
     fn file_stem(self) -> &'static str {
         match self {
             Provider::SmartCa => "smartca",
+            other => other.id(),
         }
     }
 
     fn ca_name(self) -> CaName {
-        match self {
-            Provider::SmartCa => CaName {
-                common_name: "Mock VNPT SmartCA RS",
-                organization: Some("VIETNAM POSTS AND TELECOMMUNICATIONS GROUP (mock)"),
-            },
+        let (common_name, organization) = match self {
+            Provider::SmartCa => (
+                "Mock VNPT SmartCA RS",
+                "VIETNAM POSTS AND TELECOMMUNICATIONS GROUP (mock)",
+            ),
+            Provider::ViettelSim => ("Mock Viettel-CA SIM", "Viettel Group (mock)"),
+            Provider::VnptSim => (
+                "Mock VNPT-CA SIM",
+                "VIETNAM POSTS AND TELECOMMUNICATIONS GROUP (mock)",
+            ),
+            Provider::MobifoneSim => ("Mock MobiFone-CA SIM", "MobiFone Corporation (mock)"),
+        };
+        CaName {
+            common_name,
+            organization: Some(organization),
         }
     }
 }
@@ -71,41 +118,19 @@ pub enum PkiError {
     InvalidSigner(String),
 }
 
-/// A signer's key and certificate at one provider.
-pub struct SignerCredential {
-    pub provider: Provider,
-    pub signer: String,
-    pub meta: CertMeta,
-    pub cert_der: Vec<u8>,
-    key: aws_lc_rs::rsa::KeyPair,
+/// The CA a revocation URL names: `root` or a provider id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRef {
+    Root,
+    Issuing(Provider),
 }
 
-/// What the providers' certificate listings say about a certificate, stored beside it so it
-/// never has to be parsed back out of the DER.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct CertMeta {
-    pub subject: Subject,
-    /// Lowercase hex of the serial number.
-    pub serial_hex: String,
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
-}
-
-impl SignerCredential {
-    /// RSA PKCS#1 v1.5 over a SHA-256 digest the caller already computed.
-    pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, PkiError> {
-        let digest =
-            aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256)
-                .map_err(|_| PkiError::Crypto("bad digest length"))?;
-        let mut signature = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign_digest(
-                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                &digest,
-                &mut signature,
-            )
-            .map_err(|_| PkiError::Crypto("RSA signing failed"))?;
-        Ok(signature)
+impl CaRef {
+    pub fn parse(slug: &str) -> Option<CaRef> {
+        if slug == "root" {
+            return Some(CaRef::Root);
+        }
+        Provider::from_id(slug).map(CaRef::Issuing)
     }
 }
 
@@ -116,9 +141,12 @@ pub struct Pki {
     dir: PathBuf,
     root: Authority,
     root_pem_path: PathBuf,
-    issuers: HashMap<Provider, Authority>,
+    issuers: HashMap<Provider, (Authority, IssuedBook)>,
     /// One slot per signer, so two first uses of the same signer generate one key, not two.
     signers: Mutex<HashMap<(Provider, String), Slot>>,
+    public_url: RwLock<Option<String>>,
+    /// Whether `public_url` is set, readable without the lock on every request.
+    public_url_set: AtomicBool,
 }
 
 impl Pki {
@@ -137,7 +165,7 @@ impl Pki {
         let root_pem_path = dir.join("root-ca.pem");
         write_atomic(
             &root_pem_path,
-            files::pem("CERTIFICATE", &root.cert_der).as_bytes(),
+            pem("CERTIFICATE", &root.cert_der).as_bytes(),
         )
         .map_err(|source| PkiError::Io {
             path: root_pem_path.clone(),
@@ -148,7 +176,8 @@ impl Pki {
             let stem = format!("{}-ca-{}", provider.file_stem(), root.tag());
             let ca =
                 Authority::load_or_create(&dir.join("ca"), &stem, provider.ca_name(), Some(&root))?;
-            issuers.insert(provider, ca);
+            let book = IssuedBook::load(&signers_dir(dir, provider, &ca))?;
+            issuers.insert(provider, (ca, book));
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -156,6 +185,8 @@ impl Pki {
             root_pem_path,
             issuers,
             signers: Mutex::new(HashMap::new()),
+            public_url: RwLock::new(None),
+            public_url_set: AtomicBool::new(false),
         })
     }
 
@@ -171,26 +202,130 @@ impl Pki {
     /// The provider's chain above a signer certificate: issuing CA, then root.
     pub fn chain(&self, provider: Provider) -> (Vec<u8>, Vec<u8>) {
         (
-            self.issuer(provider).cert_der.clone(),
+            self.issuer(provider).0.cert_der.clone(),
             self.root.cert_der.clone(),
         )
     }
 
-    fn issuer(&self, provider: Provider) -> &Authority {
+    /// The base URL certificates name for OCSP, CRLs and CA certificates.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned())
+    }
+
+    /// Sets the base URL (e.g. `http://127.0.0.1:8701`); certificates issued from now on, and
+    /// stored ones when next used, name it.
+    pub fn set_public_url(&self, url: &str) {
+        let url = url.trim().trim_end_matches('/').to_owned();
+        *self.public_url.write().unwrap_or_else(|e| e.into_inner()) = Some(url);
+        self.public_url_set.store(true, Ordering::Release);
+    }
+
+    /// Sets the base URL only if nobody has yet; `true` when it did.
+    pub fn set_public_url_if_unset(&self, url: &str) -> bool {
+        if self.public_url_set.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut guard = self.public_url.write().unwrap_or_else(|e| e.into_inner());
+        if guard.is_some() {
+            return false;
+        }
+        *guard = Some(url.trim().trim_end_matches('/').to_owned());
+        self.public_url_set.store(true, Ordering::Release);
+        true
+    }
+
+    /// Whether a base URL was set (explicitly or derived), so callers can skip deriving one.
+    pub fn has_public_url(&self) -> bool {
+        self.public_url_set.load(Ordering::Acquire)
+    }
+
+    /// The URLs a certificate from `provider`'s CA carries, under the current base URL.
+    pub fn links(&self, provider: Provider) -> Links {
+        links_at(&self.public_url(), provider)
+    }
+
+    fn issuer(&self, provider: Provider) -> &(Authority, IssuedBook) {
         // Every provider in `Provider::ALL` got an issuer in `load_or_create`.
         self.issuers
             .get(&provider)
             .unwrap_or_else(|| unreachable!("no issuing CA for {provider:?}"))
     }
 
-    /// The signer's credential if it is already in memory (cheap; never touches the disk).
+    /// The DER certificate of a CA.
+    pub fn ca_cert(&self, ca: CaRef) -> &[u8] {
+        match ca {
+            CaRef::Root => &self.root.cert_der,
+            CaRef::Issuing(p) => &self.issuer(p).0.cert_der,
+        }
+    }
+
+    /// The status of a serial number issued by `ca`. The root's only children are the
+    /// issuing CAs, all good.
+    pub fn cert_state(&self, ca: CaRef, serial: &[u8]) -> CertState {
+        match ca {
+            CaRef::Issuing(p) => self.issuer(p).1.state(serial),
+            CaRef::Root => {
+                let strip = |s: &[u8]| {
+                    let start = s.iter().position(|b| *b != 0).unwrap_or(s.len());
+                    s[start..].to_vec()
+                };
+                let known = self.issuers.values().any(|(ca, _)| {
+                    strip(ca.certificate().tbs_certificate.serial_number.as_bytes())
+                        == strip(serial)
+                });
+                if known {
+                    CertState::Good
+                } else {
+                    CertState::Unknown
+                }
+            }
+        }
+    }
+
+    /// The DER OCSPResponse `ca`'s responder gives to `request_der`.
+    pub fn ocsp_response(&self, ca: CaRef, request_der: &[u8]) -> Vec<u8> {
+        let authority = match ca {
+            CaRef::Root => &self.root,
+            CaRef::Issuing(p) => &self.issuer(p).0,
+        };
+        ocsp::respond(
+            request_der,
+            authority,
+            |serial| self.cert_state(ca, serial),
+            chrono::Utc::now(),
+        )
+    }
+
+    /// A fresh DER CRL of `ca`, numbered by the current Unix time (so numbers only grow, also
+    /// across restarts).
+    pub fn crl(&self, ca: CaRef) -> Result<Vec<u8>, PkiError> {
+        let now = chrono::Utc::now();
+        let number = u64::try_from(now.timestamp()).unwrap_or(0);
+        match ca {
+            CaRef::Root => self.root.crl(&[], now, CRL_VALIDITY, number),
+            CaRef::Issuing(p) => {
+                let (authority, book) = self.issuer(p);
+                authority.crl(&book.revoked(), now, CRL_VALIDITY, number)
+            }
+        }
+    }
+
+    /// The signer's credential if it is already in memory and names the current base URL
+    /// (cheap; never touches the disk).
     pub fn cached(&self, provider: Provider, signer: &str) -> Option<Arc<SignerCredential>> {
         let slot = self
             .lock_signers()
             .get(&(provider, signer.to_owned()))?
             .clone();
         let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
-        guard.clone()
+        let url = self.public_url();
+        guard
+            .clone()
+            .filter(|c| c.meta.base_url.as_deref() == Some(url.as_str()))
     }
 
     /// The signer's credential, loading it from disk or provisioning it (key generation takes
@@ -215,10 +350,22 @@ impl Pki {
                 .clone()
         };
         let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let base_url = self.public_url();
         if let Some(cred) = guard.as_ref() {
-            return Ok(cred.clone());
+            if cred.meta.base_url.as_deref() == Some(base_url.as_str()) {
+                return Ok(cred.clone());
+            }
         }
-        let cred = Arc::new(self.load_or_provision(provider, signer)?);
+        let (issuer, book) = self.issuer(provider);
+        let ctx = credential::Context {
+            provider,
+            issuer,
+            book,
+            dir: signers_dir(&self.dir, provider, issuer),
+            base_url: &base_url,
+            links: links_at(&base_url, provider),
+        };
+        let cred = Arc::new(credential::load_or_provision(&ctx, signer)?);
         *guard = Some(cred.clone());
         Ok(cred)
     }
@@ -226,94 +373,18 @@ impl Pki {
     fn lock_signers(&self) -> std::sync::MutexGuard<'_, HashMap<(Provider, String), Slot>> {
         self.signers.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    fn load_or_provision(
-        &self,
-        provider: Provider,
-        signer: &str,
-    ) -> Result<SignerCredential, PkiError> {
-        let issuer = self.issuer(provider);
-        let dir =
-            self.dir
-                .join("signers")
-                .join(format!("{}-{}", provider.file_stem(), issuer.tag()));
-        let key_path = dir.join(format!("{signer}.key.der"));
-        let crt_path = dir.join(format!("{signer}.crt.der"));
-        let meta_path = dir.join(format!("{signer}.json"));
-        let read = |path: &Path| {
-            read_optional(path).map_err(|source| PkiError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        if let (Some(pkcs8), Some(cert_der), Some(meta)) =
-            (read(&key_path)?, read(&crt_path)?, read(&meta_path)?)
-        {
-            let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8);
-            match (key, serde_json::from_slice::<CertMeta>(&meta)) {
-                (Ok(key), Ok(meta)) => {
-                    return Ok(SignerCredential {
-                        provider,
-                        signer: signer.to_owned(),
-                        meta,
-                        cert_der,
-                        key,
-                    })
-                }
-                _ => tracing::warn!(
-                    signer,
-                    "stored signer credential unreadable; provisioning a new one"
-                ),
-            }
-        }
-
-        let subject = subject::subject_for(signer);
-        let now = Utc::now();
-        let (not_before, not_after) = if crate::behaviour::Behaviour::for_signer(signer)
-            == crate::behaviour::Behaviour::ExpiredCertificate
-        {
-            (
-                now - chrono::Duration::days(731),
-                now - chrono::Duration::days(1),
-            )
-        } else {
-            (
-                now - chrono::Duration::days(1),
-                now + chrono::Duration::days(730),
-            )
-        };
-        let serial = authority::random_serial();
-        let (pkcs8, _) = authority::generate_key()?;
-        let cert_der = issuer.issue_signer(&pkcs8, &subject, &serial, not_before, not_after)?;
-        let meta = CertMeta {
-            subject,
-            serial_hex: hex::encode(serial),
-            // Certificates carry whole seconds.
-            not_before: trunc_seconds(not_before),
-            not_after: trunc_seconds(not_after),
-        };
-        let meta_json =
-            serde_json::to_vec_pretty(&meta).map_err(|_| PkiError::Crypto("metadata encoding"))?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| PkiError::Io { path, source }
-        };
-        write_atomic(&key_path, &pkcs8).map_err(io(&key_path))?;
-        write_atomic(&crt_path, &cert_der).map_err(io(&crt_path))?;
-        write_atomic(&meta_path, &meta_json).map_err(io(&meta_path))?;
-        let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8)
-            .map_err(|_| PkiError::Crypto("generated key does not parse"))?;
-        tracing::info!(provider = provider.id(), signer, uid = %meta.subject.uid, "provisioned signer certificate");
-        Ok(SignerCredential {
-            provider,
-            signer: signer.to_owned(),
-            meta,
-            cert_der,
-            key,
-        })
+fn links_at(base: &str, provider: Provider) -> Links {
+    let ca = provider.id();
+    Links {
+        ocsp: format!("{base}/ocsp/{ca}"),
+        crl: format!("{base}/crl/{ca}.crl"),
+        ca_issuers: format!("{base}/pki/{ca}.crt"),
     }
 }
 
-fn trunc_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+fn signers_dir(dir: &Path, provider: Provider, issuer: &Authority) -> PathBuf {
+    dir.join("signers")
+        .join(format!("{}-{}", provider.file_stem(), issuer.tag()))
 }

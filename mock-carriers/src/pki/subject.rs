@@ -1,7 +1,8 @@
 //! Who a signer id says the certificate holder is: the table that turns a provider user id
 //! (`0101234567`, `0101234567-001`, `001099012345`, …) into the subject of the certificate the
 //! mock provisions — an organisation with `UID=MST:…` or an individual with `UID=CCCD:…`,
-//! `CMND:…`, `HC:…` or `PID:…` — following the shapes in `protocols/vn-certificates.md`.
+//! `CMND:…`, `HC:…` or `PID:…` — following the shapes in `protocols/vn-certificates.md`; and
+//! the SIM-certificate subject for a MSISDN (a person, `telephoneNumber` and `UID=CCCD:…`).
 
 /// Whether the certificate names a person or a business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,6 +22,9 @@ pub struct Subject {
     pub organization: Option<String>,
     /// The UID value with its prefix, e.g. `MST:0101234567-001`.
     pub uid: String,
+    /// telephoneNumber (2.5.4.20): the MSISDN (`84…`) on SIM certificates.
+    #[serde(default)]
+    pub telephone: Option<String>,
 }
 
 impl Subject {
@@ -28,6 +32,9 @@ impl Subject {
     pub fn display(&self) -> String {
         let mut parts = vec![format!("CN={}", self.common_name)];
         parts.push(format!("UID={}", self.uid));
+        if let Some(phone) = &self.telephone {
+            parts.push(format!("telephoneNumber={phone}"));
+        }
         if let Some(org) = &self.organization {
             parts.push(format!("O={org}"));
         }
@@ -76,12 +83,14 @@ pub fn subject_for(signer: &str) -> Subject {
         common_name: format!("Công ty TNHH Mock {signer}"),
         organization: Some(format!("Công ty TNHH Mock {signer}")),
         uid: format!("MST:{tax_code}"),
+        telephone: None,
     };
     let individual = |uid: String| Subject {
         kind: HolderKind::Individual,
         common_name: name_for(signer).to_owned(),
         organization: None,
         uid,
+        telephone: None,
     };
 
     if all_digits(signer) {
@@ -106,6 +115,22 @@ pub fn subject_for(signer: &str) -> Subject {
         return individual(format!("HC:{signer}"));
     }
     individual(format!("PID:{signer}"))
+}
+
+/// The subject of a SIM certificate for a normalised MSISDN (`84` + 9 digits): a person with
+/// a Vietnamese name, `telephoneNumber` = the MSISDN, and a citizen id derived from the
+/// number (`CCCD:0010` + its last 8 digits) so the identity the portal shows is complete.
+pub fn sim_subject(msisdn: &str) -> Subject {
+    let tail = msisdn
+        .get(msisdn.len().saturating_sub(8)..)
+        .unwrap_or(msisdn);
+    Subject {
+        kind: HolderKind::Individual,
+        common_name: name_for(msisdn).to_owned(),
+        organization: None,
+        uid: format!("CCCD:0010{tail:0>8}"),
+        telephone: Some(msisdn.to_owned()),
+    }
 }
 
 fn name_for(signer: &str) -> &'static str {
@@ -149,6 +174,15 @@ mod tests {
     fn other_shapes_are_individuals_with_a_passport_or_generic_id() {
         assert_eq!(subject_for("B1234567").uid, "HC:B1234567");
         assert_eq!(subject_for("qa_user_1").uid, "PID:qa_user_1");
+    }
+
+    #[test]
+    fn a_sim_subject_names_the_msisdn_and_a_citizen_id() {
+        let s = sim_subject("84912345678");
+        assert_eq!(s.telephone.as_deref(), Some("84912345678"));
+        assert_eq!(s.uid, "CCCD:001012345678");
+        assert_eq!(s.kind, HolderKind::Individual);
+        assert!(s.display().contains("telephoneNumber=84912345678"));
     }
 
     #[test]

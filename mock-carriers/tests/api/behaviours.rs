@@ -160,11 +160,20 @@ async fn a_signer_ending_422_signs_with_an_expired_certificate() {
 }
 
 #[tokio::test]
-async fn a_signer_ending_501_still_signs_validly_until_revocation_is_served() {
+async fn a_signer_ending_501_still_signs_validly_with_its_revoked_certificate() {
     let t = spawn_mock().await;
     let digest = digest_of("a");
     let (sig, cert) = signed_with_cert(&t, "001099012501", "revoked", &digest).await;
     assert!(verifies(&cert, &digest, &sig));
+    let serial = cert.tbs_certificate.serial_number.as_bytes().to_vec();
+    let state = t.mock.pki().cert_state(
+        mock_carriers::pki::CaRef::Issuing(mock_carriers::pki::Provider::SmartCa),
+        &serial,
+    );
+    assert!(matches!(
+        state,
+        mock_carriers::pki::issued::CertState::Revoked { .. }
+    ));
 }
 
 #[tokio::test]

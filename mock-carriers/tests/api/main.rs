@@ -5,4 +5,5 @@ mod helpers;
 mod phone;
 mod pki;
 mod requests;
+mod revocation;
 mod smartca;

@@ -1,0 +1,491 @@
+//! The PostgreSQL backend, for several gateway instances on one database. Due sessions are
+//! claimed with `FOR UPDATE SKIP LOCKED` into a lease (owner + expiry) so exactly one instance
+//! works on each; a dead instance's leases expire and another instance takes over. Each
+//! committed event is announced with `pg_notify` carrying only ids; every instance listens and
+//! publishes the events it did not write itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use tokio::sync::watch;
+
+use super::{
+    decode, encode, from_ms, ms, render_frame, Change, Created, Event, ListFilter, NewSession,
+    Store, StoreError, StoreOptions, Work,
+};
+use crate::domain::{Session, SessionId, Status};
+use crate::events::Hub;
+
+const CHANNEL: &str = "kyso_events";
+
+pub struct PgStore {
+    pool: PgPool,
+    instance: String,
+    lease_ms: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Notice {
+    /// The instance that committed the event.
+    i: String,
+    t: String,
+    s: i64,
+    /// Commit time (ms), for the fan-out lag metric.
+    at: i64,
+}
+
+impl PgStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            pool,
+            instance: options.instance.clone(),
+            lease_ms: options.lease.as_millis() as i64,
+        })
+    }
+
+    async fn write_event(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        session: &Session,
+        body: &str,
+    ) -> Result<Event, StoreError> {
+        // The row lock on tenant_seq orders this tenant's writers until commit, so sequence
+        // numbers become visible without gaps.
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO tenant_seq (tenant, last_seq) VALUES ($1, 1)
+             ON CONFLICT (tenant) DO UPDATE SET last_seq = tenant_seq.last_seq + 1
+             RETURNING last_seq",
+        )
+        .bind(&session.tenant)
+        .fetch_one(&mut *tx)
+        .await?;
+        let frame = render_frame(seq, body);
+        sqlx::query(
+            "INSERT INTO outbox (tenant, seq, session_id, status, frame, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&session.tenant)
+        .bind(seq)
+        .bind(session.id.as_str())
+        .bind(session.status.as_str())
+        .bind(&frame)
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        let notice = Notice {
+            i: self.instance.clone(),
+            t: session.tenant.clone(),
+            s: seq,
+            at: ms(Utc::now()),
+        };
+        let payload =
+            serde_json::to_string(&notice).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Event {
+            tenant: session.tenant.as_str().into(),
+            seq,
+            session_id: session.id.clone(),
+            status: session.status,
+            frame: frame.into(),
+        })
+    }
+
+    async fn existing(&self, tenant: &str, key: &str, hash: &[u8]) -> Result<Created, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, body FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
+        )
+        .bind(tenant)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        let stored: Vec<u8> = row.try_get("request_hash")?;
+        if stored != hash {
+            return Ok(Created::IdempotencyMismatch);
+        }
+        Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)))
+    }
+
+    /// Publishes every event after `last[tenant]`, for every tenant, updating `last`.
+    async fn catch_up(&self, hub: &Hub, last: &mut HashMap<String, i64>) -> Result<(), StoreError> {
+        let tenants: Vec<(String, i64)> = sqlx::query_as("SELECT tenant, last_seq FROM tenant_seq")
+            .fetch_all(&self.pool)
+            .await?;
+        for (tenant, newest) in tenants {
+            let mut after = *last.get(&tenant).unwrap_or(&newest);
+            while after < newest {
+                let page = self.events_after(&tenant, after, 500).await?;
+                let Some(end) = page.last().map(|e| e.seq) else {
+                    break;
+                };
+                for ev in page {
+                    hub.publish(ev);
+                }
+                after = end;
+            }
+            last.insert(tenant, after.max(newest));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
+        let s = &new.session;
+        let mut tx = self.pool.begin().await?;
+        if !new.allow_concurrent {
+            // Serialises creates for one signer across instances, so two portals' requests
+            // cannot both pass the busy check.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+                .bind(format!("{}\u{1f}{}", s.tenant, s.signer))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(key) = &new.idempotency_key {
+            let found: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
+            )
+            .bind(&s.tenant)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if found.is_some() {
+                drop(tx);
+                return self.existing(&s.tenant, key, &new.request_hash).await;
+            }
+        }
+        if !new.allow_concurrent {
+            let busy: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM sessions WHERE tenant = $1 AND signer = $2
+                 AND next_check_at IS NOT NULL LIMIT 1",
+            )
+            .bind(&s.tenant)
+            .bind(&s.signer)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if busy.is_some() {
+                return Ok(Created::SignerBusy);
+            }
+        }
+        let body = encode(s)?;
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
+                 idempotency_key, request_hash, created_at, expires_at, next_check_at, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+        )
+        .bind(s.id.as_str())
+        .bind(&s.tenant)
+        .bind(&s.provider)
+        .bind(&s.signer)
+        .bind(s.status.as_str())
+        .bind(&s.reference)
+        .bind(&new.idempotency_key)
+        .bind(new.request_hash.as_slice())
+        .bind(ms(s.created_at))
+        .bind(ms(s.expires_at))
+        .bind(ms(s.created_at))
+        .bind(&body)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Another instance inserted the same idempotency key meanwhile.
+            drop(tx);
+            let key = new.idempotency_key.as_deref().unwrap_or_default();
+            return self.existing(&s.tenant, key, &new.request_hash).await;
+        }
+        let event = self.write_event(&mut tx, s, &body).await?;
+        tx.commit().await?;
+        Ok(Created::New(event))
+    }
+
+    async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM sessions WHERE id = $1 AND tenant = $2")
+                .bind(id.as_str())
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+        body.as_deref().map(decode).transpose()
+    }
+
+    async fn list(&self, tenant: &str, f: &ListFilter) -> Result<Vec<Session>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM sessions WHERE tenant = $1
+               AND ($2::text IS NULL OR reference = $2)
+               AND ($3::text IS NULL OR status = $3)
+               AND ($4::text IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(tenant)
+        .bind(&f.reference)
+        .bind(f.status.map(Status::as_str))
+        .bind(f.before.as_ref().map(SessionId::as_str))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError> {
+        let now = ms(now);
+        let rows = sqlx::query(
+            "WITH due AS (
+                 SELECT id FROM sessions
+                 WHERE next_check_at IS NOT NULL AND next_check_at <= $1
+                   AND (lease_until IS NULL OR lease_until < $1)
+                 ORDER BY next_check_at LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE
+             FROM due WHERE s.id = due.id
+             RETURNING s.body, s.work, s.next_check_at",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(&self.instance)
+        .bind(now + self.lease_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut work = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("next_check_at")?,
+                    Work {
+                        session: decode(r.try_get("body")?)?,
+                        work: r.try_get("work")?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        work.sort_by_key(|(at, _)| *at);
+        Ok(work.into_iter().map(|(_, w)| w).collect())
+    }
+
+    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        sqlx::query("UPDATE sessions SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3")
+            .bind(ms(Utc::now()) + self.lease_ms)
+            .bind(&ids)
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        sqlx::query(
+            "UPDATE sessions SET lease_owner = NULL, lease_until = NULL
+             WHERE id = ANY($1) AND lease_owner = $2",
+        )
+        .bind(&ids)
+        .bind(&self.instance)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(GREATEST(next_check_at, COALESCE(lease_until, 0))) FROM sessions
+             WHERE next_check_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(v.map(from_ms))
+    }
+
+    async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
+        let s = change.session;
+        let body = encode(s)?;
+        let next = if s.status.is_terminal() {
+            None
+        } else {
+            change.next_check_at.map(ms)
+        };
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE sessions SET status = $1, body = $2, next_check_at = $3, work = $4,
+                 lease_owner = NULL, lease_until = NULL, woken = FALSE
+             WHERE id = $5 AND status = $6",
+        )
+        .bind(s.status.as_str())
+        .bind(&body)
+        .bind(next)
+        .bind(change.work)
+        .bind(s.id.as_str())
+        .bind(change.expected.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let event = self.write_event(&mut tx, s, &body).await?;
+        tx.commit().await?;
+        Ok(Some(event))
+    }
+
+    async fn reschedule(
+        &self,
+        id: &SessionId,
+        expected: Status,
+        next_check_at: DateTime<Utc>,
+        work: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE sessions
+             SET next_check_at = CASE WHEN woken THEN $1 ELSE $2 END, woken = FALSE,
+                 work = COALESCE($3, work), lease_owner = NULL, lease_until = NULL
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(ms(Utc::now()))
+        .bind(ms(next_check_at))
+        .bind(work)
+        .bind(id.as_str())
+        .bind(expected.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn wake(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE sessions SET next_check_at = LEAST(next_check_at, $1), woken = TRUE
+             WHERE id = $2 AND next_check_at IS NOT NULL",
+        )
+        .bind(ms(Utc::now()))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn events_after(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, session_id, status, frame FROM outbox
+             WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let tenant: Arc<str> = tenant.into();
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("session_id")?;
+                let status: String = r.try_get("status")?;
+                let frame: String = r.try_get("frame")?;
+                Ok(Event {
+                    tenant: tenant.clone(),
+                    seq: r.try_get("seq")?,
+                    session_id: SessionId::parse(&id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("session id {id}")))?,
+                    status: Status::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+                    frame: frame.into(),
+                })
+            })
+            .collect()
+    }
+
+    async fn fan_in(&self, hub: Hub, mut shutdown: watch::Receiver<bool>) {
+        let mut last: HashMap<String, i64> = HashMap::new();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event listener cannot connect; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // Whatever was committed while we were not listening is read from the outbox.
+            if let Err(e) = self.catch_up(&hub, &mut last).await {
+                tracing::warn!(error = %e, "event catch-up failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            metrics::counter!("kyso_event_listener_connects_total").increment(1);
+            loop {
+                let note = tokio::select! {
+                    _ = shutdown.changed() => return,
+                    n = listener.try_recv() => n,
+                };
+                let note = match note {
+                    Ok(Some(n)) => n,
+                    Ok(None) | Err(_) => break, // connection lost: reconnect and catch up
+                };
+                let Ok(notice) = serde_json::from_str::<Notice>(note.payload()) else {
+                    continue;
+                };
+                let seen = last.entry(notice.t.clone()).or_insert(notice.s - 1);
+                if notice.i == self.instance {
+                    *seen = (*seen).max(notice.s);
+                    continue;
+                }
+                if notice.s <= *seen {
+                    continue;
+                }
+                let lag_ms = (ms(Utc::now()) - notice.at).max(0);
+                metrics::histogram!("kyso_event_fanout_lag_seconds").record(lag_ms as f64 / 1000.0);
+                match self.events_after(&notice.t, *seen, 500).await {
+                    Ok(events) => {
+                        for ev in events {
+                            *seen = (*seen).max(ev.seq);
+                            hub.publish(ev);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a notified event failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,355 @@
+//! One story of the store contract, run against SQLite and PostgreSQL alike, plus what only a
+//! shared database must do: exclusive leases, takeover after a lease expires, fan-in of other
+//! instances' events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kyso::domain::{Format, Purpose, Session, SessionId, Status};
+use kyso::events::Hub;
+use kyso::store::{self, Change, Created, ListFilter, NewSession, Store, StoreOptions};
+
+use crate::pg::fresh_db;
+
+fn session(tenant: &str, signer: &str, reference: &str) -> Session {
+    let now = Utc::now();
+    Session {
+        id: SessionId::generate(),
+        tenant: tenant.into(),
+        provider: "vnpt-smartca".into(),
+        signer: signer.into(),
+        purpose: Purpose::Register,
+        reference: Some(reference.into()),
+        status: Status::Pending,
+        verification_code: "1234".into(),
+        digest: [9; 32],
+        display_text: "x".into(),
+        document_name: None,
+        format: Format::Pkcs1,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(300),
+        completed_at: None,
+        result: None,
+        error: None,
+    }
+}
+
+fn new(s: &Session, key: Option<&str>, hash: u8, allow_concurrent: bool) -> NewSession {
+    NewSession {
+        session: s.clone(),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: [hash; 32],
+        allow_concurrent,
+    }
+}
+
+async fn story(store: Arc<dyn Store>) {
+    // Creating writes the session and its first event.
+    let a = session("t1", "001099012345", "r1");
+    let Created::New(ev) = store
+        .create(&new(&a, Some("k1"), 1, false))
+        .await
+        .expect("create")
+    else {
+        panic!("a new session");
+    };
+    assert_eq!((ev.seq, ev.status), (1, Status::Pending));
+
+    // Idempotency, signer_busy, tenant isolation.
+    let retry = session("t1", "001099012345", "r1");
+    assert!(
+        matches!(store.create(&new(&retry, Some("k1"), 1, false)).await.expect("c"), Created::Existing(s) if s.id == a.id)
+    );
+    assert!(matches!(
+        store
+            .create(&new(&retry, Some("k1"), 2, false))
+            .await
+            .expect("c"),
+        Created::IdempotencyMismatch
+    ));
+    assert!(matches!(
+        store.create(&new(&retry, None, 3, false)).await.expect("c"),
+        Created::SignerBusy
+    ));
+    let b = session("t1", "001099012345", "r2");
+    assert!(matches!(
+        store.create(&new(&b, None, 4, true)).await.expect("c"),
+        Created::New(_)
+    ));
+    assert!(store.get("t2", &a.id).await.expect("get").is_none());
+    assert_eq!(
+        store.get("t1", &a.id).await.expect("get").map(|s| s.id),
+        Some(a.id.clone())
+    );
+
+    // Due work is claimed, then moved on by a state change with its event.
+    let due = store.due(Utc::now(), 10).await.expect("due");
+    assert_eq!(due.len(), 2);
+    let mut a2 = a.clone();
+    assert!(a2.become_(Status::AwaitingUser, Utc::now()));
+    let next = Utc::now() + chrono::Duration::seconds(60);
+    let change = Change {
+        session: &a2,
+        expected: Status::Pending,
+        next_check_at: Some(next),
+        work: Some("{\"provider\":1}"),
+    };
+    let ev = store.apply(change).await.expect("apply").expect("event");
+    assert_eq!((ev.seq, ev.status), (3, Status::AwaitingUser));
+    let stale = Change {
+        session: &a2,
+        expected: Status::Pending,
+        next_check_at: None,
+        work: None,
+    };
+    assert!(
+        store.apply(stale).await.expect("apply").is_none(),
+        "a stale change is refused"
+    );
+    store.release(&[b.id.clone()]).await.expect("release");
+
+    // Not due until its time, or until a callback wakes it.
+    let due: Vec<_> = store
+        .due(Utc::now(), 10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|w| w.session.id)
+        .collect();
+    assert_eq!(due, vec![b.id.clone()]);
+    store.release(&[b.id.clone()]).await.expect("release");
+    assert!(store.wake(&a.id).await.expect("wake"));
+    let due = store.due(Utc::now(), 10).await.expect("due");
+    let woken = due
+        .iter()
+        .find(|w| w.session.id == a.id)
+        .expect("woken session is due");
+    assert_eq!(woken.work.as_deref(), Some("{\"provider\":1}"));
+    store
+        .release(&due.iter().map(|w| w.session.id.clone()).collect::<Vec<_>>())
+        .await
+        .expect("release");
+
+    // A terminal state is final: never due again, never changed.
+    let mut a3 = a2.clone();
+    assert!(a3.become_(Status::Signed, Utc::now()));
+    let done = Change {
+        session: &a3,
+        expected: Status::AwaitingUser,
+        next_check_at: None,
+        work: None,
+    };
+    assert!(store.apply(done).await.expect("apply").is_some());
+    assert!(!store.wake(&a.id).await.expect("wake"));
+    let mut a4 = a2.clone();
+    a4.become_(Status::Rejected, Utc::now());
+    let late = Change {
+        session: &a4,
+        expected: Status::AwaitingUser,
+        next_check_at: None,
+        work: None,
+    };
+    assert!(store.apply(late).await.expect("apply").is_none());
+    assert!(store
+        .due(Utc::now(), 10)
+        .await
+        .expect("due")
+        .iter()
+        .all(|w| w.session.id != a.id));
+    assert_eq!(
+        store.get("t1", &a.id).await.expect("get").map(|s| s.status),
+        Some(Status::Signed)
+    );
+
+    // Reschedule moves the next check without an event.
+    assert!(store
+        .reschedule(
+            &b.id,
+            Status::Pending,
+            Utc::now() + chrono::Duration::seconds(60),
+            None
+        )
+        .await
+        .expect("resched"));
+
+    // The outbox has every event, gap-free, in order, per tenant.
+    let events = store.events_after("t1", 0, 100).await.expect("events");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert!(events[3].frame.contains("\"status\":\"signed\""));
+    assert_eq!(
+        store
+            .events_after("t1", 2, 100)
+            .await
+            .expect("events")
+            .len(),
+        2
+    );
+    assert!(store
+        .events_after("t2", 0, 100)
+        .await
+        .expect("events")
+        .is_empty());
+
+    // Listing: newest first, filtered, paginated.
+    let all = store
+        .list(
+            "t1",
+            &ListFilter {
+                limit: 10,
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        all.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        vec![b.id.clone(), a.id.clone()]
+    );
+    let signed = store
+        .list(
+            "t1",
+            &ListFilter {
+                status: Some(Status::Signed),
+                limit: 10,
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(signed.len(), 1);
+    let r2 = store
+        .list(
+            "t1",
+            &ListFilter {
+                reference: Some("r2".into()),
+                limit: 10,
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(r2.len(), 1);
+    let older = store
+        .list(
+            "t1",
+            &ListFilter {
+                before: Some(b.id.clone()),
+                limit: 10,
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        older.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        vec![a.id.clone()]
+    );
+    store.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn the_store_story_holds_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    story(
+        store::open(&url, &StoreOptions::default())
+            .await
+            .expect("sqlite"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_store_story_holds_on_postgres() {
+    let Some(db) = fresh_db("the_store_story_holds_on_postgres").await else {
+        return;
+    };
+    story(
+        store::open(&db.url, &StoreOptions::default())
+            .await
+            .expect("postgres"),
+    )
+    .await;
+}
+
+fn instance(name: &str, lease_ms: u64) -> StoreOptions {
+    StoreOptions {
+        instance: name.into(),
+        lease: Duration::from_millis(lease_ms),
+        max_connections: 4,
+    }
+}
+
+#[tokio::test]
+async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expires() {
+    let Some(db) = fresh_db("leases").await else {
+        return;
+    };
+    let one = store::open(&db.url, &instance("one", 800))
+        .await
+        .expect("one");
+    let two = store::open(&db.url, &instance("two", 800))
+        .await
+        .expect("two");
+    let s = session("t1", "001099012345", "r");
+    one.create(&new(&s, None, 1, false)).await.expect("create");
+    assert_eq!(one.due(Utc::now(), 10).await.expect("due").len(), 1);
+    assert!(
+        two.due(Utc::now(), 10).await.expect("due").is_empty(),
+        "leased to one"
+    );
+    // Renewal keeps it; without renewal (the instance died) it moves on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    one.renew(&[s.id.clone()]).await.expect("renew");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        two.due(Utc::now(), 10).await.expect("due").is_empty(),
+        "renewed"
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        two.due(Utc::now(), 10).await.expect("due").len(),
+        1,
+        "taken over"
+    );
+}
+
+#[tokio::test]
+async fn each_instance_hears_the_events_another_instance_commits() {
+    let Some(db) = fresh_db("fan-in").await else {
+        return;
+    };
+    let one = store::open(&db.url, &instance("one", 5000))
+        .await
+        .expect("one");
+    let two = store::open(&db.url, &instance("two", 5000))
+        .await
+        .expect("two");
+    let hub = Hub::new(64);
+    let mut rx = hub.subscribe();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let listener = {
+        let two = two.clone();
+        tokio::spawn(async move { two.fan_in(hub, stop).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = session("t9", "001099012345", "r");
+    one.create(&new(&s, None, 1, false)).await.expect("create");
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert_eq!((ev.seq, ev.session_id), (1, s.id.clone()));
+    // Its own events are not re-published by the listener (the writer publishes those).
+    let own = session("t9", "001099012346", "r");
+    two.create(&new(&own, None, 1, false))
+        .await
+        .expect("create");
+    assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv())
+        .await
+        .is_err());
+    let _ = stop_tx.send(true);
+    let _ = listener.await;
+}
