@@ -128,6 +128,7 @@ impl Engine {
     async fn dispatch_due(self: &Arc<Self>) -> Result<(), StoreError> {
         let limit = (self.providers.max_in_flight() + 64).min(10_000) as u32;
         let due = self.store.due(Utc::now(), limit).await?;
+        metrics::counter!("kyso_sessions_claimed_total").increment(due.len() as u64);
         let mut skipped = Vec::new();
         for work in due {
             let Some(entry) = self.providers.get(&work.session.provider).cloned() else {
@@ -168,6 +169,7 @@ impl Engine {
             });
         }
         if !skipped.is_empty() {
+            metrics::counter!("kyso_sessions_released_total").increment(skipped.len() as u64);
             self.store.release(&skipped).await?;
         }
         Ok(())
