@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::providers::mssp::MsspConfig;
 use crate::providers::smartca::SmartcaConfig;
+use crate::verify::RevocationPolicy;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,12 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// The USB-token path (`/v1/challenges`, `/v1/verifications`).
+    #[serde(default)]
+    pub usb: UsbConfig,
+    /// How OCSP responders and CRL distribution points are reached.
+    #[serde(default)]
+    pub revocation: RevocationConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +45,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Longest `?wait=` a long poll may ask for.
     pub max_wait_s: u64,
+    /// Serve the demo portal page at `/demo` (the dev stack turns it on).
+    pub demo_page: bool,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +55,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
             body_limit_bytes: 1_500_000,
             max_wait_s: 60,
+            demo_page: false,
         }
     }
 }
@@ -159,6 +169,61 @@ pub struct ProviderConfig {
     pub circuit_open_ms: u64,
     pub smartca: Option<SmartcaConfig>,
     pub mssp: Option<MsspConfig>,
+    /// `require` | `prefer` | `off`: how hard to insist on an OCSP/CRL answer.
+    #[serde(default)]
+    pub revocation: RevocationPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationConfig {
+    /// Per OCSP request or CRL download, connect included.
+    pub timeout_ms: u64,
+    /// URL prefixes replaced before fetching, for gateways whose egress goes through an
+    /// internal mirror or proxy of the CAs' responders: `{ from = "http://ocsp.ca.vn", to =
+    /// "http://mirror.internal/ca" }`.
+    pub rewrites: Vec<UrlRewrite>,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 3000,
+            rewrites: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRewrite {
+    pub from: String,
+    pub to: String,
+}
+
+/// Signatures made by USB tokens in the browser plugin, verified on the portal's behalf.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsbConfig {
+    /// PEM or DER files of the CAs USB-token certificates must chain to. Empty: the path
+    /// answers 503.
+    pub trust_anchors: Vec<String>,
+    pub revocation: RevocationPolicy,
+    /// How long a challenge may be used.
+    pub challenge_ttl_s: u64,
+    /// Unused challenges a tenant may hold at once.
+    pub max_challenges_per_tenant: usize,
+}
+
+impl Default for UsbConfig {
+    fn default() -> Self {
+        Self {
+            trust_anchors: Vec::new(),
+            revocation: RevocationPolicy::Prefer,
+            challenge_ttl_s: 300,
+            max_challenges_per_tenant: 1000,
+        }
+    }
 }
 
 fn default_timeout() -> u32 {

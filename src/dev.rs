@@ -36,6 +36,7 @@ pub fn dev_config(
         r#"
 [server]
 listen = "{listen}"
+demo_page = true
 [database]
 url = "sqlite://{db}"
 [[tenants]]
@@ -51,6 +52,45 @@ sp_id = "kyso-dev"
 sp_password = "kyso-dev-secret"
 poll_first_ms = 2000
 poll_interval_ms = 2000
+# SIM signing (ETSI TS 102 204), one messaging mode per carrier; switching an instance's
+# `messaging_mode` changes nothing the portal sees.
+[providers.viettel-sim]
+kind = "mssp"
+trust_anchors = ["{root}"]
+default_timeout_s = 120
+[providers.viettel-sim.mssp]
+base_url = "http://{mock}/mssp/viettel-sim"
+ap_id = "kyso-dev-ap"
+ap_pwd = "kyso-dev-ap-secret"
+messaging_mode = "asynch_client_server"
+poll_first_ms = 2000
+poll_interval_ms = 2000
+receipt_message = "Da nhan chu ky"
+[providers.vnpt-sim]
+kind = "mssp"
+trust_anchors = ["{root}"]
+default_timeout_s = 120
+[providers.vnpt-sim.mssp]
+base_url = "http://{mock}/mssp/vnpt-sim"
+ap_id = "kyso-dev-ap"
+ap_pwd = "kyso-dev-ap-secret"
+messaging_mode = "asynch_server_server"
+public_callback_base = "http://{listen}"
+receipt_message = "Da nhan chu ky"
+[providers.mobifone-sim]
+kind = "mssp"
+trust_anchors = ["{root}"]
+default_timeout_s = 120
+[providers.mobifone-sim.mssp]
+base_url = "http://{mock}/mssp/mobifone-sim"
+ap_id = "kyso-dev-ap"
+ap_pwd = "kyso-dev-ap-secret"
+messaging_mode = "synch"
+# The VN government MSSP's dialect (notes §12): namespaced wrapper, unqualified part.
+wrapper_namespace = "http://ae.mobile-id.vn/TS102204/etsi204"
+qualify_part = false
+element_order = "vn"
+receipt_message = "Da nhan chu ky"
 "#,
         db = db.display(),
         key = hash_api_key(api_key),
@@ -94,6 +134,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!("kyso dev stack");
     println!("  gateway        http://{gateway}");
     println!("  API key        {api_key}");
+    println!("  demo portal    http://{gateway}/demo");
     println!("  virtual phone  http://{mock_addr}/phone/<signer>   (e.g. /phone/001099012999)");
     println!(
         "  mock carriers  http://{mock_addr}   (root CA: {})",

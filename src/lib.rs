@@ -5,7 +5,7 @@
 //! and the certificate, and records every state change with its event in the [`store`], from
 //! where [`events`] pushes it to the portal's WebSockets. [`domain`] holds the session and its
 //! rules; [`config`] and [`startup`] put the pieces together; [`dev`] runs everything with the
-//! mock carriers embedded.
+//! mock carriers embedded; [`offline`] is `kyso verify`, the verifier on the command line.
 
 pub mod api;
 pub mod config;
@@ -14,6 +14,7 @@ pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod limiter;
+pub mod offline;
 pub mod providers;
 pub mod startup;
 pub mod store;

@@ -1,4 +1,4 @@
-//! The `kyso` command: `dev`, `serve`, `migrate`.
+//! The `kyso` command: `dev`, `serve`, `migrate`, `verify`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +37,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Judge a signature offline and print the verdict (exit 1 when it is not valid).
+    Verify(kyso::offline::VerifyArgs),
 }
 
 #[tokio::main]
@@ -44,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_tracing();
     telemetry::install_crypto_provider();
     match Cli::parse().command {
+        Command::Verify(args) => std::process::exit(kyso::offline::run(args).await),
         Command::Dev {
             listen,
             mock_listen,

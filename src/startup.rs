@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::api::{self, AppState, Tenants};
+use crate::api::{self, AppState, Tenants, UsbPath};
 use crate::config::{Config, ProviderKind};
 use crate::domain::SignerRule;
 use crate::engine::breaker::Breaker;
@@ -24,7 +24,7 @@ use crate::providers::registry::{ProviderEntry, Registry};
 use crate::providers::smartca::SmartCa;
 use crate::providers::Provider;
 use crate::store::StoreOptions;
-use crate::verify::TrustAnchors;
+use crate::verify::{OnlineOptions, TrustAnchors, Verifier};
 use crate::{store, telemetry};
 
 pub struct Application {
@@ -50,7 +50,26 @@ impl Application {
         let store = store::open(&config.database.url, &options)
             .await
             .with_context(|| format!("opening the database {}", redact(&config.database.url)))?;
-        let providers = Arc::new(build_registry(&config)?);
+        // One verifier for the process: its path and revocation caches serve every provider
+        // and the USB-token path.
+        let online = OnlineOptions {
+            timeout: Duration::from_millis(config.revocation.timeout_ms.max(1)),
+            rewrites: (config.revocation.rewrites.iter())
+                .map(|r| (r.from.clone(), r.to.clone()))
+                .collect(),
+        };
+        let verifier = Arc::new(Verifier::online(&online).context("building the OCSP/CRL client")?);
+        let providers = Arc::new(build_registry(&config, &verifier)?);
+        let usb_anchors = if config.usb.trust_anchors.is_empty() {
+            TrustAnchors::default()
+        } else {
+            load_anchors(&config.usb.trust_anchors).context("[usb] trust anchors")?
+        };
+        let usb = Arc::new(UsbPath::new(
+            &config.usb,
+            usb_anchors,
+            Arc::clone(&verifier),
+        ));
         let engine = Engine::new(
             store,
             Hub::new(config.events.buffer),
@@ -68,6 +87,7 @@ impl Application {
             ))),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
+            usb,
         };
         Ok(Self { listener, state })
     }
@@ -119,7 +139,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn build_registry(config: &Config) -> anyhow::Result<Registry> {
+fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
     for (id, p) in &config.providers {
         let (adapter, signer_rule): (Arc<dyn Provider>, SignerRule) = match p.kind {
@@ -149,6 +169,8 @@ fn build_registry(config: &Config) -> anyhow::Result<Registry> {
             in_flight: Arc::new(Semaphore::new(p.max_in_flight.max(1))),
             rate: TokenBucket::new(p.rate_per_s, p.rate_per_s),
             breaker: Breaker::new(p.circuit_failures, Duration::from_millis(p.circuit_open_ms)),
+            revocation: p.revocation,
+            verifier: Arc::clone(verifier),
         });
     }
     Ok(registry)

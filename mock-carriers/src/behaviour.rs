@@ -102,9 +102,11 @@ pub enum SignaturePlan {
 /// The kinds of call the "first two calls fail" counter keeps apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
+    /// Certificate listings and profile queries.
     Certificates,
     Sign,
     Status,
+    Receipt,
 }
 
 /// A transport-level misbehaviour applied before the call is served.

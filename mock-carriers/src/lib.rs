@@ -10,18 +10,21 @@
 //! - [`behaviour`] — what a signer's last three digits make the mock do, and transport faults.
 //! - [`requests`] — the phone prompts every provider front end creates and the phone decides.
 //! - `smartca` — VNPT SmartCA SP769 (`/sca/sp769/...`) and its webhook.
+//! - `mssp` — the ETSI TS 102 204 MSSPs of the SIM carriers (`/mssp/{carrier}/soap/...`)
+//!   and their asynchServerServer notifications.
 //! - `phone` — `GET /phone/{signer}`, the virtual phone page.
 //! - `admin` — `/admin/...` JSON API (list, approve, reject, stats) and `/healthz`.
 //! - `state`, `http`, `webhook` — shared handler state, HTTP plumbing, outgoing pushes.
 //!
-//! Further providers (ETSI TS 102 204 MSSP, Viettel MySign, CSC) slot in as sibling modules
-//! next to `smartca`, each adding a `Provider` variant and its issuing CA.
+//! Further providers (Viettel MySign, CSC) slot in as sibling modules next to `smartca` and
+//! `mssp`, each adding a `Provider` variant and its issuing CA.
 
 #![forbid(unsafe_code)]
 
 mod admin;
 pub mod behaviour;
 mod http;
+mod mssp;
 mod phone;
 pub mod pki;
 pub mod requests;
@@ -30,6 +33,7 @@ mod smartca;
 mod state;
 mod webhook;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +48,8 @@ use pki::Pki;
 use requests::Store;
 use state::Shared;
 
+pub use mssp::ApCredentials;
+
 /// How the mock carriers behave.
 #[derive(Debug, Clone)]
 pub struct MockConfig {
@@ -56,6 +62,17 @@ pub struct MockConfig {
     pub smartca_sp_password: String,
     /// Where to POST the SP769 webhook when a request completes.
     pub smartca_webhook_url: Option<String>,
+    /// AP credentials per SIM carrier id (`viettel-sim`, `vnpt-sim`, `mobifone-sim`);
+    /// a carrier not listed accepts [`ApCredentials::default`] (`kyso-dev-ap` /
+    /// `kyso-dev-ap-secret`). Wrong ones get fault 104.
+    pub mssp_aps: BTreeMap<String, ApCredentials>,
+    /// Behave like the VN JAX-WS MSSP: the operation wrapper must be in
+    /// `http://ae.mobile-id.vn/TS102204/etsi204`, DataToBeDisplayed is required and
+    /// asynchServerServer is refused.
+    pub mssp_strict_vn: bool,
+    /// Where asynchServerServer notifications go when the request has no AP_URL;
+    /// `{carrier}` is replaced by the carrier id.
+    pub mssp_notification_url: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -66,6 +83,9 @@ impl Default for MockConfig {
             smartca_sp_id: "kyso-dev".to_owned(),
             smartca_sp_password: "kyso-dev-secret".to_owned(),
             smartca_webhook_url: None,
+            mssp_aps: BTreeMap::new(),
+            mssp_strict_vn: false,
+            mssp_notification_url: None,
         }
     }
 }
@@ -90,6 +110,11 @@ impl MockCarriers {
             smartca_sp_id: config.smartca_sp_id,
             smartca_sp_password: config.smartca_sp_password,
             smartca_webhook_url: RwLock::new(config.smartca_webhook_url),
+            mssp: mssp::MsspState::new(
+                config.mssp_aps,
+                config.mssp_strict_vn,
+                config.mssp_notification_url,
+            ),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -118,6 +143,7 @@ impl MockCarriers {
         self.ensure_ticker();
         Router::new()
             .merge(smartca::router())
+            .merge(mssp::router())
             .merge(admin::router())
             .merge(phone::router())
             .merge(revocation::router())
@@ -150,6 +176,12 @@ impl MockCarriers {
             .smartca_webhook_url
             .write()
             .unwrap_or_else(|e| e.into_inner()) = url;
+    }
+
+    /// Changes (or clears) where MSSP notifications go for requests without AP_URL; `{carrier}`
+    /// in the template becomes the carrier id (e.g. `http://gw/callbacks/{carrier}`).
+    pub fn set_mssp_notification_url(&self, template: Option<String>) {
+        self.shared.mssp.set_notification_url(template);
     }
 
     fn ensure_ticker(&self) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use mock_carriers::{serve, MockCarriers, MockConfig};
+use mock_carriers::{serve, ApCredentials, MockCarriers, MockConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +37,28 @@ struct Args {
     /// Where to POST SmartCA webhooks when a request completes.
     #[arg(long, env = "MOCK_SMARTCA_WEBHOOK_URL")]
     smartca_webhook_url: Option<String>,
+    /// AP_ID the three MSSPs accept.
+    #[arg(long, env = "MOCK_MSSP_AP_ID", default_value = "kyso-dev-ap")]
+    mssp_ap_id: String,
+    /// AP_PWD the three MSSPs accept.
+    #[arg(
+        long,
+        env = "MOCK_MSSP_AP_PASSWORD",
+        default_value = "kyso-dev-ap-secret",
+        hide_env_values = true
+    )]
+    mssp_ap_password: String,
+    /// Behave like the VN MSSP: VN wrapper namespace, DataToBeDisplayed required, no
+    /// asynchServerServer.
+    #[arg(long, env = "MOCK_MSSP_STRICT_VN")]
+    mssp_strict_vn: bool,
+    /// Where MSSP notifications go when a request has no AP_URL (`{carrier}` = carrier id).
+    #[arg(long, env = "MOCK_MSSP_NOTIFICATION_URL")]
+    mssp_notification_url: Option<String>,
+    /// Base URL certificates name for OCSP, CRLs and CA certificates (default: the listen
+    /// address).
+    #[arg(long, env = "MOCK_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[tokio::main]
@@ -49,13 +71,27 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    let ap = ApCredentials {
+        ap_id: args.mssp_ap_id,
+        ap_password: args.mssp_ap_password,
+    };
+    let mssp_aps = ["viettel-sim", "vnpt-sim", "mobifone-sim"]
+        .into_iter()
+        .map(|carrier| (carrier.to_owned(), ap.clone()))
+        .collect();
     let mock = MockCarriers::new(MockConfig {
         state_dir: args.state_dir,
         approve_delay_ms: args.approve_delay_ms,
         smartca_sp_id: args.smartca_sp_id,
         smartca_sp_password: args.smartca_sp_password,
         smartca_webhook_url: args.smartca_webhook_url,
+        mssp_aps,
+        mssp_strict_vn: args.mssp_strict_vn,
+        mssp_notification_url: args.mssp_notification_url,
     })?;
+    if let Some(url) = args.public_url {
+        mock.set_public_url(url);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -63,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     println!("mock root CA: {}", mock.root_pem_path().display());
     println!("virtual phone: http://{addr}/phone/<signer>");
     println!("SmartCA SP769: http://{addr}/sca/sp769");
+    println!("MSSP (SIM):    http://{addr}/mssp/{{viettel-sim,vnpt-sim,mobifone-sim}}/soap/services/MSS_SignaturePort");
     tracing::info!(%addr, "mock carriers listening");
     serve(listener, mock, shutdown_signal()).await?;
     Ok(())

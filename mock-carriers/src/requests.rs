@@ -1,13 +1,16 @@
 //! The pending-request book shared by every provider front end and the virtual phone: one
 //! entry per phone prompt, indexed by the caller's transaction id (so a repeated sign never
 //! prompts twice) and by the provider's own code. Time-driven outcomes (approve or refuse
-//! after the delay, expiry after the confirmation window) sit in a deadline heap and are
-//! applied lazily by [`Store::settle_due`], which every read and the background ticker call.
+//! after the delay, expiry after the confirmation window or the request's own window) sit in
+//! a deadline heap and are applied lazily by [`Store::settle_due`], which every read and the
+//! background ticker call. Providers whose users can only answer one prompt at a time (a SIM)
+//! submit "exclusive" requests: a second one for the same signer is refused while the first
+//! is pending.
 //! Everything is behind one std mutex held only for map operations — never across an await.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -39,6 +42,15 @@ pub struct Document {
     pub signature: Option<Vec<u8>>,
 }
 
+/// What a front end keeps with a prompt beyond the common fields.
+#[derive(Debug, Clone, Default)]
+pub enum Extra {
+    #[default]
+    None,
+    /// The MSSP transaction: messaging mode, where to notify, how to answer.
+    Mssp(Arc<crate::mssp::Transaction>),
+}
+
 /// A prompt on the virtual phone.
 #[derive(Debug, Clone)]
 pub struct SignRequest {
@@ -57,6 +69,7 @@ pub struct SignRequest {
     pub status: RequestStatus,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub extra: Extra,
 }
 
 /// What a new prompt needs.
@@ -68,6 +81,11 @@ pub struct NewRequest {
     pub display_text: String,
     pub documents: Vec<Document>,
     pub behaviour: Behaviour,
+    /// How long the prompt may wait before it expires; `None` is the store's window.
+    pub window: Option<Duration>,
+    /// Refuse the request while another one for the same signer is pending.
+    pub exclusive: bool,
+    pub extra: Extra,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +94,17 @@ pub enum SubmitError {
     Conflict,
     #[error("too many pending requests")]
     Full,
+    #[error("another request for this signer is pending")]
+    Busy,
+}
+
+/// What a deadline in the heap does when it comes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// The behaviour's own outcome (approve or refuse after the delay).
+    Outcome,
+    /// The prompt's window closed.
+    Expire,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +132,10 @@ struct Inner {
     sign_calls: HashMap<String, u64>,
     total_sign_calls: u64,
     prompts_created: u64,
-    due: BinaryHeap<Reverse<(Instant, u64)>>,
+    due: BinaryHeap<Reverse<(Instant, u64, Due)>>,
     finished: VecDeque<u64>,
+    /// The pending exclusive request of each (provider, signer).
+    busy: HashMap<(Provider, String), u64>,
 }
 
 /// The request book.
@@ -177,18 +208,31 @@ impl Store {
                 return Ok((req, false));
             }
         }
+        let busy_key = (new.provider, new.signer.clone());
+        if new.exclusive && inner.busy.contains_key(&busy_key) {
+            return Err(SubmitError::Busy);
+        }
         if inner.requests.len() >= self.max_requests && !inner.evict_one() {
             return Err(SubmitError::Full);
         }
         inner.next_id += 1;
         let n = inner.next_id;
         let now = Instant::now();
-        let due = match new.behaviour.auto_outcome() {
-            AutoOutcome::ApproveAfterDelay | AutoOutcome::RefuseAfterDelay => {
-                now + self.approve_delay
+        let window = new.window.unwrap_or(self.window);
+        inner.due.push(Reverse((now + window, n, Due::Expire)));
+        match new.behaviour.auto_outcome() {
+            AutoOutcome::ApproveAfterDelay | AutoOutcome::RefuseAfterDelay
+                if self.approve_delay < window =>
+            {
+                inner
+                    .due
+                    .push(Reverse((now + self.approve_delay, n, Due::Outcome)));
             }
-            AutoOutcome::ExpireAfterWindow => now + self.window,
-        };
+            _ => {}
+        }
+        if new.exclusive {
+            inner.busy.insert(busy_key, n);
+        }
         let req = SignRequest {
             id: format!("req_{n}"),
             provider: new.provider,
@@ -201,12 +245,12 @@ impl Store {
             status: RequestStatus::Pending,
             created_at: Utc::now(),
             completed_at: None,
+            extra: new.extra,
         };
         inner.count_call(&req.transaction_id);
         inner.prompts_created += 1;
         inner.by_transaction.insert(key, n);
         inner.by_code.insert(req.tran_code.clone(), n);
-        inner.due.push(Reverse((due, n)));
         inner.requests.insert(n, req.clone());
         Ok((req, true))
     }
@@ -247,7 +291,7 @@ impl Store {
         let now = Instant::now();
         let mut inner = self.lock();
         let mut done = Vec::new();
-        while let Some(Reverse((at, n))) = inner.due.peek().copied() {
+        while let Some(Reverse((at, n, due))) = inner.due.peek().copied() {
             if at > now {
                 break;
             }
@@ -258,10 +302,10 @@ impl Store {
             if req.status != RequestStatus::Pending {
                 continue;
             }
-            let status = match req.behaviour.auto_outcome() {
-                AutoOutcome::ApproveAfterDelay => RequestStatus::Signed,
-                AutoOutcome::RefuseAfterDelay => RequestStatus::Rejected,
-                AutoOutcome::ExpireAfterWindow => RequestStatus::Expired,
+            let status = match (due, req.behaviour.auto_outcome()) {
+                (Due::Expire, _) | (_, AutoOutcome::ExpireAfterWindow) => RequestStatus::Expired,
+                (Due::Outcome, AutoOutcome::ApproveAfterDelay) => RequestStatus::Signed,
+                (Due::Outcome, AutoOutcome::RefuseAfterDelay) => RequestStatus::Rejected,
             };
             if let Some(req) = inner.finish(n, status) {
                 done.push(req);
@@ -353,6 +397,10 @@ impl Inner {
         req.completed_at = Some(Utc::now());
         let snapshot = req.clone();
         self.finished.push_back(n);
+        let key = (snapshot.provider, snapshot.signer.clone());
+        if self.busy.get(&key) == Some(&n) {
+            self.busy.remove(&key);
+        }
         Some(snapshot)
     }
 

@@ -1,5 +1,5 @@
 //! The state every handler shares: configuration, the PKI, the request book, the fault
-//! counters and the webhook sender — plus the two cross-cutting steps every front end needs:
+//! counters, the webhook sender and the MSSP's own state — plus the two cross-cutting steps every front end needs:
 //! settling time-driven outcomes (and announcing what finished) and producing the signatures
 //! a behaviour calls for.
 
@@ -22,6 +22,7 @@ pub(crate) struct Shared {
     pub smartca_sp_id: String,
     pub smartca_sp_password: String,
     pub smartca_webhook_url: RwLock<Option<String>>,
+    pub mssp: crate::mssp::MsspState,
 }
 
 impl Shared {
@@ -36,7 +37,9 @@ impl Shared {
     pub fn announce(&self, req: &SignRequest) {
         match req.provider {
             Provider::SmartCa => smartca::announce(self, req),
-            Provider::ViettelSim | Provider::VnptSim | Provider::MobifoneSim => {}
+            Provider::ViettelSim | Provider::VnptSim | Provider::MobifoneSim => {
+                crate::mssp::announce(self, req)
+            }
         }
     }
 

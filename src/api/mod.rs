@@ -3,11 +3,14 @@
 //! (request id, tracing, body limit).
 
 mod callbacks;
+mod challenges;
+mod demo;
 mod error;
 mod events;
 mod extract;
 mod ops;
 mod signatures;
+mod verifications;
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ use crate::events::tickets::Tickets;
 
 pub use error::ApiError;
 pub use extract::Tenants;
+pub use verifications::UsbPath;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +40,8 @@ pub struct AppState {
     pub tickets: Arc<Tickets>,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    /// The USB-token path: its verifier, anchors and challenges.
+    pub usb: Arc<UsbPath>,
 }
 
 #[derive(OpenApi)]
@@ -43,9 +49,11 @@ pub struct AppState {
     info(title = "kyso", description = "Mobile-signing gateway: the portal API"),
     paths(
         signatures::create, signatures::read, signatures::list, signatures::cancel,
-        signatures::certificates, events::events, events::ticket, callbacks::callback
+        signatures::certificates, events::events, events::ticket, callbacks::callback,
+        verifications::challenge, verifications::verification
     ),
-    components(schemas(crate::domain::Session, crate::domain::SignatureInput)),
+    components(schemas(crate::domain::Session, crate::domain::SignatureInput,
+        verifications::VerificationInput, verifications::ChallengeView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -79,12 +87,15 @@ impl MakeRequestId for UlidRequestId {
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.config.server.body_limit_bytes;
+    let demo = state.config.server.demo_page;
     Router::new()
         .merge(signatures::router())
         .merge(events::router())
         .merge(ops::router())
+        .merge(verifications::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .merge(callbacks::router())
+        .merge(if demo { demo::router() } else { Router::new() })
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

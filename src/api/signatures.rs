@@ -80,10 +80,6 @@ pub async fn create(
     };
     let new = NewSignature::parse(input, &limits).map_err(|e| match e {
         RequestError::Invalid { .. } => ApiError::bad_request("invalid_request", e.to_string()),
-        RequestError::Unsupported => ApiError::Unprocessable {
-            code: "unsupported",
-            message: e.to_string(),
-        },
     })?;
     if !tenant.0.rate.try_take() {
         return Err(ApiError::RateLimited);

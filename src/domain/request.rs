@@ -91,8 +91,6 @@ pub struct NewSignature {
 pub enum RequestError {
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
-    #[error("format `cms` is not available yet; use `pkcs1`")]
-    Unsupported,
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> RequestError {
@@ -150,9 +148,6 @@ impl NewSignature {
         )?;
         let text = bounded_text("display_text", input.display_text, MAX_DISPLAY_CHARS)?;
         let format = input.format.unwrap_or_default();
-        if format == Format::Cms {
-            return Err(RequestError::Unsupported);
-        }
         let code = verification_code(&digest);
         let text = text.unwrap_or_else(|| input.purpose.default_text().to_owned());
         Ok(Self {

@@ -142,6 +142,14 @@ pub trait Provider: Send + Sync {
     /// The signer's certificates at the provider.
     async fn certificates(&self, signer: &str) -> Result<Vec<CertBundle>, ProviderError>;
 
+    /// The certificate a signature by `signer` will be made with, asked before the signature
+    /// for `format: "cms"` (its hash goes into the signed attributes). By default the signer's
+    /// only certificate; `None` when the provider lists several and cannot say which it uses.
+    async fn signing_certificate(&self, signer: &str) -> Result<Option<CertBundle>, ProviderError> {
+        let mut all = self.certificates(signer).await?;
+        Ok(if all.len() == 1 { all.pop() } else { None })
+    }
+
     /// Parses a push. The body is untrusted; an error answers 400 to the caller.
     fn parse_callback(&self, body: &[u8]) -> Result<Vec<CallbackHint>, CallbackError>;
 

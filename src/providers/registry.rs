@@ -1,5 +1,5 @@
 //! The configured provider instances by id: each adapter with what the engine needs around it
-//! (trust anchors, concurrency and rate limits, timeouts, signer rule).
+//! (trust anchors, revocation policy, concurrency and rate limits, timeouts, signer rule).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::Provider;
 use crate::domain::SignerRule;
 use crate::engine::breaker::Breaker;
 use crate::limiter::TokenBucket;
-use crate::verify::TrustAnchors;
+use crate::verify::{RevocationPolicy, TrustAnchors, Verifier};
 
 pub struct ProviderEntry {
     pub id: Arc<str>,
@@ -27,6 +27,10 @@ pub struct ProviderEntry {
     pub rate: TokenBucket,
     /// Stops calls to a provider that keeps failing.
     pub breaker: Breaker,
+    /// How hard the engine insists on an OCSP/CRL answer for this provider's signers.
+    pub revocation: RevocationPolicy,
+    /// The process's one verifier (shared by every provider, so its caches are too).
+    pub verifier: Arc<Verifier>,
 }
 
 #[derive(Default)]

@@ -90,11 +90,9 @@ async fn a_slow_provider_still_completes() {
 }
 
 #[tokio::test]
-async fn a_revoked_signer_signs_until_revocation_checking_lands() {
-    // Revocation (OCSP/CRL) is issue #4; until then the 501 row signs like any other and the
-    // session says so honestly.
+async fn a_revoked_signer_ends_failed_revoked_certificate() {
+    // The mock revokes every `…501` certificate; its OCSP responder says so.
     let app = spawn_app().await;
     let s = outcome(&app, "001099012501", json!({})).await;
-    assert_eq!(s["status"], "signed", "{s}");
-    assert_eq!(s["result"]["verification"]["revocation"], "not_checked");
+    assert_failed(&s, "revoked_certificate");
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
-use figment::providers::{Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use futures_util::StreamExt;
 use kyso::config::{hash_api_key, Config};
@@ -81,6 +81,49 @@ sp_password = "kyso-dev-secret"
 request_timeout_ms = 8000
 poll_first_ms = 150
 poll_interval_ms = 150
+[providers.viettel-sim]
+kind = "mssp"
+trust_anchors = ["{root}"]
+default_timeout_s = 60
+retry_budget_ms = 2500
+[providers.viettel-sim.mssp]
+base_url = "http://{mock}/mssp/viettel-sim"
+ap_id = "kyso-dev-ap"
+ap_pwd = "kyso-dev-ap-secret"
+messaging_mode = "asynch_client_server"
+request_timeout_ms = 8000
+poll_first_ms = 150
+poll_interval_ms = 150
+receipt_message = "Da nhan chu ky"
+[providers.vnpt-sim]
+kind = "mssp"
+trust_anchors = ["{root}"]
+default_timeout_s = 60
+retry_budget_ms = 2500
+[providers.vnpt-sim.mssp]
+base_url = "http://{mock}/mssp/vnpt-sim"
+ap_id = "kyso-dev-ap"
+ap_pwd = "kyso-dev-ap-secret"
+messaging_mode = "asynch_server_server"
+# start_gateway points this at the gateway's port; polling is only the safety net.
+public_callback_base = "http://127.0.0.1:9"
+request_timeout_ms = 8000
+poll_first_ms = 4000
+poll_interval_ms = 4000
+[providers.mobifone-sim]
+kind = "mssp"
+trust_anchors = ["{root}"]
+default_timeout_s = 60
+retry_budget_ms = 2500
+[providers.mobifone-sim.mssp]
+base_url = "http://{mock}/mssp/mobifone-sim"
+ap_id = "kyso-dev-ap"
+ap_pwd = "kyso-dev-ap-secret"
+messaging_mode = "synch"
+wrapper_namespace = "http://ae.mobile-id.vn/TS102204/etsi204"
+qualify_part = false
+element_order = "vn"
+request_timeout_ms = 8000
 "#,
         db = db.display(),
         k1 = hash_api_key(KEY),
@@ -91,6 +134,8 @@ poll_interval_ms = 150
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Config keys (dotted paths) set over the test config, kept across restarts.
+    overrides: Vec<(String, Value)>,
     pub mock: Mock,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
@@ -103,11 +148,21 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(approve_delay_ms: u64) -> TestApp {
+    spawn_app_overriding(approve_delay_ms, Vec::new()).await
+}
+
+/// A test app whose config has `overrides` (dotted key paths, e.g.
+/// `providers.viettel-sim.mssp.messaging_mode`) set over the test config.
+pub async fn spawn_app_overriding(
+    approve_delay_ms: u64,
+    overrides: Vec<(String, Value)>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mock = spawn_mock(dir.path(), approve_delay_ms).await;
-    let (addr, stop, done) = start_gateway(dir.path(), &mock).await;
+    let (addr, stop, done) = start_gateway(dir.path(), &mock, &overrides).await;
     TestApp {
         addr,
+        overrides,
         mock,
         http: reqwest::Client::new(),
         dir,
@@ -125,11 +180,22 @@ pub fn root_path(dir: &Path, mock: &Mock) -> PathBuf {
 async fn start_gateway(
     dir: &Path,
     mock: &Mock,
+    overrides: &[(String, Value)],
 ) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let root = root_path(dir, mock);
     let toml = test_config_toml(&dir.join("kyso.db"), mock.addr, &root);
-    let config = Config::from_figment(Figment::from(Toml::string(&toml))).expect("config");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let bound = listener.local_addr().expect("gateway addr");
+    // MSSPs post asynchServerServer notifications to the port just bound.
+    let callback_base = ["viettel-sim", "vnpt-sim", "mobifone-sim"].map(|id| {
+        let key = format!("providers.{id}.mssp.public_callback_base");
+        (key, Value::String(format!("http://{bound}")))
+    });
+    let mut figment = Figment::from(Toml::string(&toml));
+    for (key, value) in callback_base.iter().chain(overrides) {
+        figment = figment.merge(Serialized::default(key, value));
+    }
+    let config = Config::from_figment(figment).expect("config");
     let app = Application::with_listener(config, listener)
         .await
         .expect("build app");
@@ -164,10 +230,16 @@ impl TestApp {
         if let Some(done) = self.done.take() {
             let _ = done.await;
         }
-        let (addr, stop, done) = start_gateway(self.dir.path(), &self.mock).await;
+        let (addr, stop, done) = start_gateway(self.dir.path(), &self.mock, &self.overrides).await;
         self.addr = addr;
         self.stop = Some(stop);
         self.done = Some(done);
+    }
+
+    /// Restarts with more config overrides, for ones that need the mock's address.
+    pub async fn restart_with(&mut self, more: Vec<(String, Value)>) {
+        self.overrides.extend(more);
+        self.restart().await;
     }
 
     pub async fn post_signature(&self, body: &Value, key: &str) -> reqwest::Response {

@@ -3,11 +3,15 @@
 
 mod behaviour;
 mod cluster;
+mod cms;
 mod events;
 mod helpers;
 mod ops;
 mod pg;
 mod portal;
 mod restart;
+mod revocation;
 mod signing;
+mod sim;
 mod store_story;
+mod verifications;

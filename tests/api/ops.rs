@@ -74,3 +74,21 @@ async fn callbacks_for_unknown_sessions_and_garbage_change_nothing() {
         .expect("send");
     assert_eq!(no_provider.status(), 404);
 }
+
+#[tokio::test]
+async fn the_demo_page_is_served_only_by_the_dev_stack() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/demo")).send().await.expect("send");
+    assert_eq!(r.status(), 404, "not on a configured gateway");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root.der");
+    let config = kyso::dev::dev_config(
+        "127.0.0.1:0".parse().expect("addr"),
+        app.mock.addr,
+        dir.path(),
+        &root,
+        "k",
+    )
+    .expect("dev config");
+    assert!(config.server.demo_page);
+}

@@ -1,22 +1,19 @@
 //! SOAP 1.2 for the mock MSSP: a safe, bounded XML reader (quick-xml) that turns a request
 //! body into a small element tree — refusing DTDs and any entity other than the five XML
 //! predefined ones, and limiting depth, element count and attributes — then unwraps the
-//! envelope (version, `mustUnderstand` headers, Body → RPC wrapper → part element), and the
-//! SOAP Fault every refusal becomes. Elements are matched by local name; the wrapper's
+//! envelope (version, `mustUnderstand` headers, Body → RPC wrapper → part element); a refusal
+//! is a [`Fault`]. Elements are matched by local name; the wrapper's
 //! namespace and whether the part was namespace-qualified are kept so the answer can mirror
 //! the caller's style.
 
-use axum::http::StatusCode;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
-use super::wire::{esc, status_name, MSS_NS};
+pub use super::fault::{Fault, FaultCode};
 
 pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
 const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-/// Namespace of the `detail` element in fault details.
-const DETAIL_NS: &str = "urn:kyso:mock-carriers:mssp";
 
 const MAX_DEPTH: usize = 32;
 const MAX_ELEMENTS: usize = 4_096;
@@ -109,12 +106,14 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.decode().map_err(|e| XmlError::Syntax(e.to_string()))?);
+                    top.text
+                        .push_str(&t.decode().map_err(|e| XmlError::Syntax(e.to_string()))?);
                 }
             }
             Event::CData(c) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?);
+                    top.text
+                        .push_str(&c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?);
                 }
             }
             Event::GeneralRef(r) => {
@@ -154,7 +153,9 @@ fn open(
         ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
         ResolveResult::Unbound => None,
         ResolveResult::Unknown(p) => {
-            return Err(XmlError::UnboundPrefix(String::from_utf8_lossy(&p).into_owned()))
+            return Err(XmlError::UnboundPrefix(
+                String::from_utf8_lossy(&p).into_owned(),
+            ))
         }
     };
     let mut element = Element {
@@ -271,105 +272,14 @@ pub fn unwrap(root: Element) -> Result<Envelope, Fault> {
     })
 }
 
-/// The top-level fault code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultCode {
-    Sender,
-    Receiver,
-    VersionMismatch,
-    MustUnderstand,
-}
-
-/// A SOAP 1.2 Fault, sent instead of a response.
-#[derive(Debug, Clone)]
-pub struct Fault {
-    pub code: FaultCode,
-    /// The ETSI status code carried as the `mss:_NNN` subcode.
-    pub status: Option<u16>,
-    pub detail: String,
-    pub http: StatusCode,
-}
-
-impl Fault {
-    pub fn new(code: FaultCode, status: Option<u16>, detail: impl Into<String>) -> Self {
-        Self {
-            code,
-            status,
-            detail: detail.into(),
-            http: StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// A fault for an ETSI status code, `env:Sender` for 101–108 and 701–720 and
-    /// `env:Receiver` otherwise (FiCom appendix C).
-    pub fn status(code: u16, detail: impl Into<String>) -> Self {
-        let sender = (101..=108).contains(&code) || (701..=720).contains(&code);
-        let top = if sender {
-            FaultCode::Sender
-        } else {
-            FaultCode::Receiver
-        };
-        Self::new(top, Some(code), detail)
-    }
-
-    pub fn wrong_param(detail: impl Into<String>) -> Self {
-        Self::status(101, detail)
-    }
-
-    pub fn missing_param(detail: impl Into<String>) -> Self {
-        Self::status(102, detail)
-    }
-
-    pub fn with_http(mut self, http: StatusCode) -> Self {
-        self.http = http;
-        self
-    }
-
-    /// The fault as a SOAP 1.2 envelope.
-    pub fn to_xml(&self) -> String {
-        let value = match self.code {
-            FaultCode::Sender => "env:Sender",
-            FaultCode::Receiver => "env:Receiver",
-            FaultCode::VersionMismatch => "env:VersionMismatch",
-            FaultCode::MustUnderstand => "env:MustUnderstand",
-        };
-        let subcode = self
-            .status
-            .map(|c| {
-                format!(
-                    "<env:Subcode><env:Value xmlns:mss=\"{MSS_NS}\">mss:_{c}</env:Value></env:Subcode>"
-                )
-            })
-            .unwrap_or_default();
-        let reason = match self.status {
-            Some(c) => status_name(c).to_owned(),
-            None => esc(&self.detail),
-        };
-        format!(
-            concat!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-                "<env:Envelope xmlns:env=\"{env}\"><env:Body><env:Fault>",
-                "<env:Code><env:Value>{value}</env:Value>{subcode}</env:Code>",
-                "<env:Reason><env:Text xml:lang=\"en\">{reason}</env:Text></env:Reason>",
-                "<env:Detail><d:detail xmlns:d=\"{detail_ns}\">{detail}</d:detail></env:Detail>",
-                "</env:Fault></env:Body></env:Envelope>"
-            ),
-            env = SOAP12_NS,
-            value = value,
-            subcode = subcode,
-            reason = reason,
-            detail_ns = DETAIL_NS,
-            detail = esc(&self.detail),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn envelope(body: &str) -> String {
-        format!("<env:Envelope xmlns:env=\"{SOAP12_NS}\"><env:Body>{body}</env:Body></env:Envelope>")
+        format!(
+            "<env:Envelope xmlns:env=\"{SOAP12_NS}\"><env:Body>{body}</env:Body></env:Envelope>"
+        )
     }
 
     #[test]
@@ -384,7 +294,7 @@ mod tests {
         assert!(!env.part_qualified());
         assert_eq!(env.part.local, "MSS_SignatureReq");
         let ap = env.part.child("AP_Info").expect("AP_Info");
-        assert_eq!(ap.ns.as_deref(), Some(MSS_NS));
+        assert_eq!(ap.ns.as_deref(), Some(crate::mssp::wire::MSS_NS));
         assert_eq!(ap.attr("AP_ID"), Some("a&b"));
         Ok(())
     }
@@ -404,7 +314,10 @@ mod tests {
         let deep = "<a>".repeat(40) + &"</a>".repeat(40);
         assert!(matches!(parse(deep.as_bytes()), Err(XmlError::TooDeep)));
         let wide = format!("<a>{}</a>", "<b/>".repeat(5000));
-        assert!(matches!(parse(wide.as_bytes()), Err(XmlError::TooManyElements)));
+        assert!(matches!(
+            parse(wide.as_bytes()),
+            Err(XmlError::TooManyElements)
+        ));
         assert!(parse(b"<a><b></a>").is_err());
         assert!(parse(b"<p:a/>").is_err());
         assert!(parse(b"").is_err());
@@ -423,15 +336,5 @@ mod tests {
         let fault = unwrap(parse(mu.as_bytes())?).expect_err("mustUnderstand");
         assert_eq!(fault.code, FaultCode::MustUnderstand);
         Ok(())
-    }
-
-    #[test]
-    fn a_fault_carries_the_mss_subcode_and_escapes_its_detail() {
-        let xml = Fault::status(401, "<user> said no").to_xml();
-        assert!(xml.contains("<env:Value>env:Receiver</env:Value>"));
-        assert!(xml.contains(">mss:_401</env:Value>"));
-        assert!(xml.contains("USER_CANCEL"));
-        assert!(xml.contains("&lt;user&gt; said no"));
-        assert!(Fault::wrong_param("x").to_xml().contains("env:Sender"));
     }
 }

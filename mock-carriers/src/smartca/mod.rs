@@ -236,6 +236,9 @@ fn submit(
         display_text: call.display_text,
         documents,
         behaviour,
+        window: None,
+        exclusive: false,
+        extra: crate::requests::Extra::None,
     };
     match shared.store.submit(new) {
         Ok((req, created)) => {
@@ -245,7 +248,7 @@ fn submit(
             accepted(&req)
         }
         Err(SubmitError::Conflict) => fail(Answer::DuplicateTransaction),
-        Err(SubmitError::Full) => {
+        Err(SubmitError::Full | SubmitError::Busy) => {
             let mut resp = fail(Answer::Unavailable);
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             resp

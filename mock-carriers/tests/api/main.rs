@@ -2,6 +2,11 @@
 
 mod behaviours;
 mod helpers;
+mod mssp;
+mod mssp_behaviours;
+mod mssp_client;
+mod mssp_formats;
+mod mssp_schema;
 mod phone;
 mod pki;
 mod requests;

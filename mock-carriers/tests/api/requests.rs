@@ -5,7 +5,7 @@ use std::time::Duration;
 use mock_carriers::behaviour::Behaviour;
 use mock_carriers::pki::Provider;
 use mock_carriers::requests::{
-    DecideError, Decision, NewRequest, RequestStatus, Store, SubmitError,
+    DecideError, Decision, Extra, NewRequest, RequestStatus, Store, SubmitError,
 };
 
 fn new(tid: &str, signer: &str) -> NewRequest {
@@ -17,6 +17,9 @@ fn new(tid: &str, signer: &str) -> NewRequest {
         display_text: "ma 4821".to_owned(),
         documents: Vec::new(),
         behaviour: Behaviour::for_signer(signer),
+        window: None,
+        exclusive: false,
+        extra: Extra::None,
     }
 }
 
@@ -75,4 +78,42 @@ fn a_full_book_forgets_the_oldest_finished_request_and_refuses_when_all_are_pend
     assert!(store.find("a").is_none(), "the finished one was forgotten");
     assert!(store.find("b").is_some());
     assert_eq!(store.stats().prompts, 3);
+}
+
+#[test]
+fn an_exclusive_request_refuses_a_second_one_for_the_same_signer_until_it_finishes() {
+    let store = Store::with_limits(Duration::ZERO, Duration::from_secs(60), 10);
+    let exclusive = |tid: &str| NewRequest {
+        exclusive: true,
+        ..new(tid, "84912345999")
+    };
+    let (first, _) = store.submit(exclusive("first")).expect("first");
+    assert!(matches!(
+        store.submit(exclusive("second")),
+        Err(SubmitError::Busy)
+    ));
+    let (again, created) = store.submit(exclusive("first")).expect("repeat");
+    assert!(
+        !created,
+        "a repeat of the same transaction is not a second request"
+    );
+    assert_eq!(again.id, first.id);
+    store.decide(&first.id, Decision::Reject).expect("decided");
+    store.submit(exclusive("second")).expect("free again");
+}
+
+#[test]
+fn a_request_window_shorter_than_the_approve_delay_expires_it() {
+    let store = Store::with_limits(Duration::from_millis(50), Duration::from_secs(60), 10);
+    let (req, _) = store
+        .submit(NewRequest {
+            window: Some(Duration::from_millis(10)),
+            ..new("short", "84912345678")
+        })
+        .expect("submitted");
+    std::thread::sleep(Duration::from_millis(80));
+    let done = store.settle_due();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].id, req.id);
+    assert_eq!(done[0].status, RequestStatus::Expired);
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use der::{Decode, Encode};
+use secrecy::ExposeSecret;
 
 use super::cms::{self, CmsSignature};
 use super::soap::{self, Answer, Message, Signature};
@@ -72,20 +73,35 @@ impl Mssp {
         }
     }
 
-    /// Reads an answer through the code table.
+    /// Reads an answer through the code table. Provider text goes into session errors, so
+    /// an MSSP that echoes AP_PWD into it (answers echo AP_Info) does not leak it there.
     pub(super) fn read(&self, answer: Answer) -> Result<Said, ProviderError> {
+        let pwd = self.ap_pwd.expose_secret();
+        let scrub = |t: &str| {
+            if pwd.is_empty() {
+                t.to_owned()
+            } else {
+                t.replace(pwd, "[AP_PWD]")
+            }
+        };
         match answer {
             Answer::Fault(f) => {
                 let Some(code) = f.code else {
-                    let what = format!("MSSP fault {} without an ETSI code: {}", f.role, f.reason);
+                    let reason = scrub(&f.reason);
+                    let what = format!("MSSP fault {} without an ETSI code: {reason}", f.role);
                     // A Receiver fault is the MSSP's own trouble; a Sender fault is ours.
                     return match f.role.as_str() {
                         "Receiver" | "Server" => Err(ProviderError::Transient(what)),
                         _ => Err(final_error(Some(f.role), &what)),
                     };
                 };
-                let detail = f.detail.map(|d| format!(" ({d})")).unwrap_or_default();
-                let text = format!("{}{detail}", f.reason);
+                let code_detail = f.detail_code.map(|d| format!(" ({d})")).unwrap_or_default();
+                let text = match f.detail {
+                    Some(d) if f.reason.is_empty() || f.reason == status_table(code).0 => d,
+                    Some(d) => format!("{}: {d}", f.reason),
+                    None => f.reason,
+                };
+                let text = scrub(&format!("{text}{code_detail}"));
                 outcome(code, &text, None)
             }
             Answer::Message(m) => {
@@ -93,7 +109,7 @@ impl Mssp {
                     .status
                     .clone()
                     .ok_or_else(|| final_error(None, &format!("{} without Status", m.part)))?;
-                let text = status.message.clone().unwrap_or_default();
+                let text = scrub(status.message.as_deref().unwrap_or_default());
                 outcome(status.code, &text, Some(m))
             }
         }

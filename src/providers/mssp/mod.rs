@@ -6,7 +6,9 @@
 //! notifications are unauthenticated), or in the held-open signature call itself (synch: its
 //! final answer is kept in the adapter state and `status` hands it over without a call).
 //! [`xml`] reads and writes XML safely, [`soap`] the envelope, [`wire`] the messages and the
-//! code table, [`display`] fits the prompt text, [`cms`] reads PKCS#7 answers.
+//! code table, [`call`] one round trip and its meaning, [`display`] fits the prompt text,
+//! [`cms`] reads PKCS#7 answers, [`notify`] notifications, [`state`] what `start` leaves for
+//! `status`.
 
 mod call;
 mod cms;
@@ -14,6 +16,9 @@ mod config;
 mod display;
 mod notify;
 mod soap;
+mod state;
+#[cfg(test)]
+mod tests;
 mod wire;
 mod xml;
 
@@ -24,19 +29,18 @@ use base64::prelude::{Engine as _, BASE64_STANDARD};
 use chrono::Utc;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 use super::http::{build_client, ClientError};
 use super::{
     CallbackAnswer, CallbackError, CallbackHint, CallbackReply, CertBundle, Outcome, Provider,
     ProviderError, SignRequest, Started, StatusRequest,
 };
-use crate::verify::Scheme;
-use call::{bundle, check_msisdn, failure, final_error, plausible_id};
+use call::{bundle, check_msisdn, final_error, plausible_id};
 pub use config::{ElementOrderSetting, MessagingMode, MssFormat, MsspConfig};
 pub use display::DisplayEncoding;
 use soap::Dialect;
 pub use soap::{Answer, Fault, Message, Signature, SoapError, Status};
+use state::{Finished, State};
 use wire::Header;
 
 /// Parses any SOAP answer an MSSP may send (the fuzzed entry point).
@@ -81,33 +85,6 @@ pub struct Mssp {
     profile_query: bool,
     /// Notifications that may have come before their signature call returned.
     notified: notify::Notified,
-}
-
-/// What the engine persists for us between `start` and `status`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    #[serde(default)]
-    mssp_trans_id: Option<String>,
-    /// The final answer when the signature call itself brought it (synch mode, or a carrier
-    /// that answers at once): `status` returns it without calling the MSSP again.
-    #[serde(default)]
-    result: Option<Finished>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Finished {
-    Signed {
-        signature: String,
-        scheme: Scheme,
-        certificate: Option<CertBundle>,
-    },
-    Rejected {
-        provider_code: Option<String>,
-    },
-    Expired {
-        provider_code: Option<String>,
-    },
 }
 
 /// What one answer says about the transaction.
@@ -392,26 +369,5 @@ impl Provider for Mssp {
                 body: reply.into_bytes(),
             }),
         })
-    }
-}
-
-impl Finished {
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Finished::Signed {
-                signature,
-                scheme,
-                certificate,
-            } => match BASE64_STANDARD.decode(signature) {
-                Ok(signature) => Outcome::Signed {
-                    signature,
-                    scheme,
-                    certificate,
-                },
-                Err(_) => Outcome::Failed(failure(None, "stored signature is not base64")),
-            },
-            Finished::Rejected { provider_code } => Outcome::Rejected { provider_code },
-            Finished::Expired { provider_code } => Outcome::Expired { provider_code },
-        }
     }
 }

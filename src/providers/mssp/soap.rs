@@ -115,8 +115,11 @@ pub struct Fault {
     /// The ETSI code from the first subcode (`mss:_401` → 401).
     pub code: Option<u32>,
     /// A nested second-level subcode, e.g. FiCom's `2082`.
-    pub detail: Option<String>,
+    pub detail_code: Option<String>,
     pub reason: String,
+    /// The first text in `env:Detail`: often more telling than the reason, which is usually
+    /// the code's name.
+    pub detail: Option<String>,
 }
 
 /// Parses an MSSP's answer: the envelope, then either a Fault or the message part, with or
@@ -229,7 +232,7 @@ fn fault(f: &Element) -> Fault {
             .parse()
             .ok()
     });
-    let detail = sub
+    let detail_code = sub
         .and_then(|s| s.child("Subcode"))
         .and_then(|s| s.child("Value"))
         .map(|v| clip(local_part(v.trimmed_text()).trim_start_matches('_')));
@@ -238,11 +241,29 @@ fn fault(f: &Element) -> Fault {
         .and_then(|r| r.child("Text"))
         .map(|t| clip(t.trimmed_text()))
         .unwrap_or_default();
+    let mut texts = Vec::new();
+    if let Some(d) = f.child("Detail") {
+        first_text(d, &mut texts);
+    }
     Fault {
         role,
         code,
-        detail,
+        detail_code,
         reason,
+        detail: texts.into_iter().next(),
+    }
+}
+
+fn first_text(el: &Element, out: &mut Vec<String>) {
+    if !out.is_empty() {
+        return;
+    }
+    if !el.trimmed_text().is_empty() {
+        out.push(clip(el.trimmed_text()));
+        return;
+    }
+    for c in &el.children {
+        first_text(c, out);
     }
 }
 
@@ -305,6 +326,7 @@ mod tests {
              <env:Subcode><env:Value xmlns:fi="http://mss.ficom.fi/TS102204/v1.0.0#">fi:_208</env:Value>
               <env:Subcode><env:Value>fi:2082</env:Value></env:Subcode></env:Subcode></env:Code>
              <env:Reason><env:Text xml:lang="en">EXPIRED_TRANSACTION</env:Text></env:Reason>
+             <env:Detail><d:detail xmlns:d="urn:d">the user did not answer</d:detail></env:Detail>
             </env:Fault></env:Body></env:Envelope>"#;
         let Answer::Fault(f) = parse_answer(doc.as_bytes()).expect("parses") else {
             panic!("a fault");
@@ -314,8 +336,9 @@ mod tests {
             Fault {
                 role: "Receiver".into(),
                 code: Some(208),
-                detail: Some("2082".into()),
-                reason: "EXPIRED_TRANSACTION".into()
+                detail_code: Some("2082".into()),
+                reason: "EXPIRED_TRANSACTION".into(),
+                detail: Some("the user did not answer".into()),
             }
         );
     }

@@ -270,6 +270,15 @@ impl Provider for SmartCa {
         Ok(certs.iter().filter_map(UserCertificate::bundle).collect())
     }
 
+    async fn signing_certificate(&self, signer: &str) -> Result<Option<CertBundle>, ProviderError> {
+        // The same choice `start` makes, so the certificate named in CMS signed attributes is
+        // the one VNPT signs with.
+        let tx = format!("kyso-cert-{}", ulid::Ulid::new());
+        let certs = self.user_certificates(signer, &tx).await?;
+        let chosen = choose_certificate(&certs, Utc::now()).map_err(ProviderError::Final)?;
+        Ok(Some(chosen.bundle))
+    }
+
     fn parse_callback(&self, body: &[u8]) -> Result<Vec<CallbackHint>, CallbackError> {
         if body.len() > MAX_CALLBACK_BYTES {
             let msg = format!("body over {MAX_CALLBACK_BYTES} bytes");

@@ -1,0 +1,10 @@
+//! The MSSP SOAP answer parser on arbitrary bytes: whatever an MSSP (or anyone posting to the
+//! notification callback) sends must end in `Ok` or `Err`, never a panic, a hang or a blow-up.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = kyso::providers::mssp::parse_response(data);
+});
