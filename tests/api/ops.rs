@@ -92,3 +92,41 @@ async fn the_demo_page_is_served_only_by_the_dev_stack() {
     .expect("dev config");
     assert!(config.server.demo_page);
 }
+
+#[tokio::test]
+async fn pushes_that_fail_the_configured_authentication_are_refused_and_polling_still_finishes() {
+    use aws_lc_rs::hmac;
+    let auth = serde_json::json!({"kind": "hmac_sha256", "secret": "push-secret", "header": "x-kyso-signature"});
+    let app = crate::helpers::spawn_app_overriding(
+        300,
+        vec![("providers.vnpt-smartca.callback_auth".into(), auth)],
+    )
+    .await;
+    let url = app.url("/callbacks/vnpt-smartca");
+    let body = serde_json::json!({"sp_id": "kyso-dev", "status_code": 200, "message": "ok",
+        "transaction_id": "kyso-ses_01J00000000000000000000000", "signed_files": []})
+    .to_string();
+    let unsigned = app
+        .http
+        .post(&url)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unsigned.status(), 401);
+    let key = hmac::Key::new(hmac::HMAC_SHA256, b"push-secret");
+    let tag = hex::encode(hmac::sign(&key, body.as_bytes()).as_ref());
+    let signed = app
+        .http
+        .post(&url)
+        .header("x-kyso-signature", tag)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(signed.status(), 200);
+    // The mock's unsigned webhooks are refused; the session still ends by polling.
+    let s = app.start("001099012345", serde_json::json!({})).await;
+    let done = app.finish(s["id"].as_str().expect("id"), 20).await;
+    assert_eq!(done["status"], "signed", "{done}");
+}
