@@ -169,6 +169,10 @@ pub struct ProviderConfig {
     pub circuit_open_ms: u64,
     pub smartca: Option<SmartcaConfig>,
     pub mssp: Option<MsspConfig>,
+    /// How the provider's pushes are authenticated: `{ kind = "none" }` (default),
+    /// `{ kind = "bearer", token }` or `{ kind = "hmac_sha256", secret, header }`.
+    #[serde(default)]
+    pub callback_auth: crate::providers::callback_auth::CallbackAuth,
     /// `require` | `prefer` | `off`: how hard to insist on an OCSP/CRL answer.
     #[serde(default)]
     pub revocation: RevocationPolicy,

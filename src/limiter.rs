@@ -19,6 +19,17 @@ impl TokenBucket {
         }
     }
 
+    /// Whole tokens available now, without taking any.
+    pub fn available(&self) -> u32 {
+        let guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (tokens, last) = *guard;
+        let refilled = tokens + last.elapsed().as_secs_f64() * self.rate_per_s;
+        refilled.min(self.burst).floor() as u32
+    }
+
     /// Takes a token if one is available.
     pub fn try_take(&self) -> bool {
         let mut guard = match self.state.lock() {
@@ -48,5 +59,13 @@ mod tests {
         let b = TokenBucket::new(1, 3);
         assert!(b.try_take() && b.try_take() && b.try_take());
         assert!(!b.try_take());
+        assert_eq!(b.available(), 0);
+    }
+
+    #[test]
+    fn available_tokens_are_counted_without_being_taken() {
+        let b = TokenBucket::new(1, 3);
+        assert_eq!(b.available(), 3);
+        assert_eq!(b.available(), 3);
     }
 }

@@ -172,11 +172,9 @@ async fn judge(args: &VerifyArgs) -> Result<Result<Verdict, Refusal>, String> {
         (None, None) => return Err("give --sig or --cms".into()),
     };
     Ok(match (result, &args.signer) {
-        (Ok(verdict), Some(signer)) if !signer_matches(&verdict.identity, signer) => Err(Refusal {
-            error: crate::verify::VerifyError::SignerMismatch,
-            verification: verdict.verification,
-            identity: Some(verdict.identity),
-        }),
+        (Ok(verdict), Some(signer)) if !signer_matches(&verdict.identity, signer) => {
+            Err(Refusal::signer_mismatch(verdict))
+        }
         (other, _) => other,
     })
 }

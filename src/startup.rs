@@ -171,6 +171,7 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             breaker: Breaker::new(p.circuit_failures, Duration::from_millis(p.circuit_open_ms)),
             revocation: p.revocation,
             verifier: Arc::clone(verifier),
+            callback_auth: p.callback_auth.clone(),
         });
     }
     Ok(registry)

@@ -5,6 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -25,10 +26,11 @@ pub fn router() -> Router<AppState> {
 /// A provider push (SmartCA webhook, MSSP notification, …).
 #[utoipa::path(post, path = "/callbacks/{provider}", params(("provider" = String, Path)),
     request_body(content = Object, description = "the provider's own push format"),
-    responses((status = 200), (status = 400), (status = 404), (status = 413)))]
+    responses((status = 200), (status = 400), (status = 401, description = "the provider's configured callback authentication failed"), (status = 404), (status = 413)))]
 pub async fn callback(
     State(app): State<AppState>,
     Path(provider): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|_| ApiError::TooLarge)?;
@@ -37,6 +39,16 @@ pub async fn callback(
         .providers
         .get(&provider)
         .ok_or(ApiError::NotFound)?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if !entry.callback_auth.verify(header, &body) {
+        metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "unauthenticated").increment(1);
+        return Err(ApiError::Unauthorized);
+    }
     let answer = entry.adapter.handle_callback(&body).map_err(|e| {
         metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "malformed").increment(1);
         ApiError::bad_request("invalid_callback", e.to_string())

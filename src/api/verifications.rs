@@ -23,7 +23,7 @@ use super::extract::{JsonBody, Tenant};
 use super::AppState;
 use crate::config::UsbConfig;
 use crate::verify::{
-    certificates_from_pem_or_der, signer_matches, CmsCheck, RevocationPolicy, Scheme,
+    certificates_from_pem_or_der, signer_matches, CmsCheck, Refusal, RevocationPolicy, Scheme,
     SignatureCheck, TrustAnchors, Verifier,
 };
 
@@ -251,11 +251,7 @@ pub async fn verification(
     };
     let result = match (result, &input.signer) {
         (Ok(v), Some(signer)) if !signer_matches(&v.identity, signer) => {
-            Err(crate::verify::Refusal {
-                error: crate::verify::VerifyError::SignerMismatch,
-                verification: v.verification,
-                identity: Some(v.identity),
-            })
+            Err(Refusal::signer_mismatch(v))
         }
         (other, _) => other,
     };

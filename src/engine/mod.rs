@@ -125,8 +125,24 @@ impl Engine {
         }
     }
 
+    /// Sessions the providers could take right now: free in-flight slots, bounded by the
+    /// tokens left in each provider's rate. Claiming more would only read rows to give back.
+    fn capacity(&self) -> u32 {
+        self.providers
+            .ids()
+            .filter_map(|id| self.providers.get(id))
+            .map(|e| (e.in_flight.available_permits() as u32).min(e.rate.available()))
+            .sum::<u32>()
+            .min(10_000)
+    }
+
     async fn dispatch_due(self: &Arc<Self>) -> Result<(), StoreError> {
-        let limit = (self.providers.max_in_flight() + 64).min(10_000) as u32;
+        // Expired sessions need no capacity, but they wait a moment for a free slot rather
+        // than the scheduler reading due rows it cannot start.
+        let limit = self.capacity();
+        if limit == 0 {
+            return Ok(());
+        }
         let due = self.store.due(Utc::now(), limit).await?;
         metrics::counter!("kyso_sessions_claimed_total").increment(due.len() as u64);
         let mut skipped = Vec::new();

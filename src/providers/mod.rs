@@ -2,6 +2,7 @@
 //! provider's wire protocol and nothing else: it never touches the database and never formats a
 //! response for the portal. The engine drives adapters; the API never knows which one it uses.
 
+pub mod callback_auth;
 pub mod http;
 pub mod mssp;
 pub mod registry;
@@ -32,7 +33,12 @@ pub struct SignRequest<'a> {
     /// Derived from the session id: the same on every retry and after a restart.
     pub transaction_id: &'a str,
     pub signer: &'a str,
+    /// What to sign: the session digest, or for `format: "cms"` the SHA-256 of the signed
+    /// attributes kyso built around it.
     pub digest: &'a [u8; 32],
+    /// The session's verification code (from the session digest, so not from `digest` when
+    /// the session is CMS); for providers that show it outside `display_text`.
+    pub verification_code: &'a str,
     /// Already carries the verification code.
     pub display_text: &'a str,
     pub document_name: Option<&'a str>,

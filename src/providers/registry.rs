@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::callback_auth::CallbackAuth;
 use super::Provider;
 use crate::domain::SignerRule;
 use crate::engine::breaker::Breaker;
@@ -29,6 +30,8 @@ pub struct ProviderEntry {
     pub breaker: Breaker,
     /// How hard the engine insists on an OCSP/CRL answer for this provider's signers.
     pub revocation: RevocationPolicy,
+    /// How pushes to `/callbacks/{id}` must be authenticated.
+    pub callback_auth: CallbackAuth,
     /// The process's one verifier (shared by every provider, so its caches are too).
     pub verifier: Arc<Verifier>,
 }

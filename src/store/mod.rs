@@ -127,7 +127,7 @@ pub trait Store: Send + Sync {
 /// Opens the backend named by the URL and applies its migrations.
 pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(SqliteStore::open_with(url, options.lease).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PgStore::open(url, options).await?))
     } else {
@@ -170,6 +170,25 @@ pub(crate) fn decode(body: &str) -> Result<Session, StoreError> {
 
 pub(crate) fn encode(session: &Session) -> Result<String, StoreError> {
     serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An outbox row as both backends read it.
+pub(crate) fn event_from_row(
+    tenant: &Arc<str>,
+    seq: i64,
+    session_id: &str,
+    status: &str,
+    frame: String,
+) -> Result<Event, StoreError> {
+    Ok(Event {
+        tenant: tenant.clone(),
+        seq,
+        session_id: SessionId::parse(session_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("session id {session_id}")))?,
+        status: Status::parse(status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        frame: frame.into(),
+    })
 }
 
 /// The WebSocket frame of SPEC §2.4. Rendered once, when the event is written.

@@ -15,8 +15,8 @@ use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 
 use super::{
-    decode, encode, from_ms, ms, render_frame, Change, Created, Event, ListFilter, NewSession,
-    Store, StoreError, StoreOptions, Work,
+    decode, encode, event_from_row, from_ms, ms, render_frame, Change, Created, Event, ListFilter,
+    NewSession, Store, StoreError, StoreOptions, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
@@ -406,16 +406,13 @@ impl Store for PgStore {
             .map(|r| {
                 let id: String = r.try_get("session_id")?;
                 let status: String = r.try_get("status")?;
-                let frame: String = r.try_get("frame")?;
-                Ok(Event {
-                    tenant: tenant.clone(),
-                    seq: r.try_get("seq")?,
-                    session_id: SessionId::parse(&id)
-                        .ok_or_else(|| StoreError::Corrupt(format!("session id {id}")))?,
-                    status: Status::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-                    frame: frame.into(),
-                })
+                event_from_row(
+                    &tenant,
+                    r.try_get("seq")?,
+                    &id,
+                    &status,
+                    r.try_get("frame")?,
+                )
             })
             .collect()
     }

@@ -1,5 +1,9 @@
 //! The SQLite backend: WAL, one writer connection (SQLite has one writer anyway, and a single
 //! writer never meets "database is locked" on a read-to-write upgrade) and a pool of readers.
+//! Due sessions are claimed as on PostgreSQL, but the lease lives in `next_check_at` itself
+//! (pushed to the lease's end, `claimed = 1`): the scheduler's next look at due work then
+//! reads only sessions nobody is working on, and the earliest `next_check_at` stays one index
+//! probe. A restart gives every claim back, since one instance owns the file.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,20 +15,29 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    decode, encode, from_ms, ms, render_frame, Change, Created, Event, ListFilter, NewSession,
-    Store, StoreError, Work,
+    decode, encode, event_from_row, from_ms, ms, render_frame, Change, Created, Event, ListFilter,
+    NewSession, Store, StoreError, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    lease_ms: i64,
 }
+
+/// The lease when the caller names none (tests that open a store directly).
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 const OPEN: &str = "('pending','awaiting_user')";
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, DEFAULT_LEASE).await
+    }
+
+    /// Opens the file with `lease` as the length of a claim between renewals.
+    pub async fn open_with(url: &str, lease: Duration) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -41,11 +54,35 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        // Claims of a previous run: nobody works on those sessions any more.
+        sqlx::query("UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1")
+            .bind(ms(Utc::now()))
+            .execute(&writer)
+            .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            lease_ms: lease.as_millis().try_into().unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Runs `sql` (which has one `?` for `now`-based time, then the id list) over `ids` in
+    /// chunks that stay under SQLite's bound-parameter limit.
+    async fn update_ids(&self, sql: &str, at: i64, ids: &[SessionId]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = sql.replace("(…)", &format!("({marks})"));
+            let mut q = sqlx::query(&sql).bind(at);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&self.writer).await?;
+        }
+        Ok(())
     }
 
     async fn next_seq(tx: &mut sqlx::SqliteConnection, tenant: &str) -> Result<i64, StoreError> {
@@ -178,13 +215,16 @@ impl Store for SqliteStore {
 
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError> {
         let rows = sqlx::query(
-            "SELECT body, work FROM sessions
-             WHERE next_check_at IS NOT NULL AND next_check_at <= ?
-             ORDER BY next_check_at LIMIT ?",
+            "UPDATE sessions SET next_check_at = ?, claimed = 1
+             WHERE id IN (SELECT id FROM sessions
+                          WHERE next_check_at IS NOT NULL AND next_check_at <= ?
+                          ORDER BY next_check_at LIMIT ?)
+             RETURNING body, work",
         )
+        .bind(ms(now) + self.lease_ms)
         .bind(ms(now))
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.writer)
         .await?;
         rows.iter()
             .map(|r| {
@@ -215,7 +255,7 @@ impl Store for SqliteStore {
             change.next_check_at.map(ms)
         };
         let updated = sqlx::query(
-            "UPDATE sessions SET status = ?, body = ?, next_check_at = ?, work = ?
+            "UPDATE sessions SET status = ?, body = ?, next_check_at = ?, work = ?, claimed = 0
              WHERE id = ? AND status = ?",
         )
         .bind(s.status.as_str())
@@ -245,7 +285,7 @@ impl Store for SqliteStore {
         let n = sqlx::query(
             "UPDATE sessions
              SET next_check_at = CASE WHEN woken = 1 THEN ? ELSE ? END,
-                 woken = 0, work = COALESCE(?, work)
+                 woken = 0, work = COALESCE(?, work), claimed = 0
              WHERE id = ? AND status = ?",
         )
         .bind(ms(Utc::now()))
@@ -291,29 +331,30 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get("session_id")?;
-                let frame: String = r.try_get("frame")?;
                 let status: String = r.try_get("status")?;
-                Ok(Event {
-                    tenant: tenant.clone(),
-                    seq: r.try_get("seq")?,
-                    session_id: SessionId::parse(&id)
-                        .ok_or_else(|| StoreError::Corrupt(format!("session id {id}")))?,
-                    status: Status::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-                    frame: frame.into(),
-                })
+                event_from_row(
+                    &tenant,
+                    r.try_get("seq")?,
+                    &id,
+                    &status,
+                    r.try_get("frame")?,
+                )
             })
             .collect()
     }
 
-    /// One instance owns the file: nothing to renew, release or hear from others.
-    async fn renew(&self, _: &[SessionId]) -> Result<(), StoreError> {
-        Ok(())
+    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        let sql = "UPDATE sessions SET next_check_at = ? WHERE claimed = 1 AND id IN (…)";
+        self.update_ids(sql, ms(Utc::now()) + self.lease_ms, ids)
+            .await
     }
 
-    async fn release(&self, _: &[SessionId]) -> Result<(), StoreError> {
-        Ok(())
+    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        let sql = "UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1 AND id IN (…)";
+        self.update_ids(sql, ms(Utc::now()), ids).await
     }
+
+    /// One instance owns the file: there is nobody else to hear from.
 
     async fn fan_in(&self, _: crate::events::Hub, _: tokio::sync::watch::Receiver<bool>) {}
 

@@ -31,12 +31,22 @@ const KNOWN_FOR: Duration = Duration::from_secs(24 * 3600);
 pub struct Refusal {
     pub error: VerifyError,
     pub verification: Verification,
-    pub identity: Option<Identity>,
+    /// Boxed: an identity is large and a refusal travels in every `Err`.
+    pub identity: Option<Box<Identity>>,
 }
 
 impl Refusal {
     pub fn code(&self) -> &'static str {
         self.error.code()
+    }
+
+    /// A valid signature by a certificate that does not name the expected signer.
+    pub fn signer_mismatch(verdict: Verdict) -> Self {
+        Self {
+            error: VerifyError::SignerMismatch,
+            verification: verdict.verification,
+            identity: Some(Box::new(verdict.identity)),
+        }
     }
 }
 
@@ -48,7 +58,8 @@ enum Stage {
     Chain,
 }
 
-fn refuse(stage: Stage, error: VerifyError, identity: Option<Identity>) -> Refusal {
+/// Boxed: a refusal is large and most results are not refusals.
+fn refuse(stage: Stage, error: VerifyError, identity: Option<Identity>) -> Box<Refusal> {
     let (signature, chain) = match (stage, &error) {
         (Stage::Certificate, _) => ("not_checked", "untrusted"),
         (Stage::Signature, _) => ("invalid", "not_checked"),
@@ -57,7 +68,7 @@ fn refuse(stage: Stage, error: VerifyError, identity: Option<Identity>) -> Refus
         }
         (Stage::Chain, _) => ("valid", "untrusted"),
     };
-    Refusal {
+    Box::new(Refusal {
         error,
         verification: Verification {
             signature: signature.into(),
@@ -66,8 +77,8 @@ fn refuse(stage: Stage, error: VerifyError, identity: Option<Identity>) -> Refus
             revocation_detail: None,
             checked_at: Utc::now(),
         },
-        identity,
-    }
+        identity: identity.map(Box::new),
+    })
 }
 
 /// What a proven path says about a signer, kept between signatures.
@@ -112,7 +123,7 @@ impl Examined {
 pub(crate) fn examine(
     check: &SignatureCheck<'_>,
     anchors: &TrustAnchors,
-) -> Result<Examined, Refusal> {
+) -> Result<Examined, Box<Refusal>> {
     let cert = Certificate::from_der(check.certificate).map_err(|e| {
         refuse(
             Stage::Certificate,
@@ -213,7 +224,7 @@ impl Verifier {
         anchors: &TrustAnchors,
         policy: RevocationPolicy,
     ) -> Result<Verdict, Refusal> {
-        let examined = self.examine_cached(check, anchors)?;
+        let examined = self.examine_cached(check, anchors).map_err(|r| *r)?;
         self.revocation(&examined, check.at, policy).await
     }
 
@@ -225,7 +236,7 @@ impl Verifier {
         anchors: &TrustAnchors,
         policy: RevocationPolicy,
     ) -> Result<Verdict, Refusal> {
-        let unpacked = unpack(check)?;
+        let unpacked = unpack(check).map_err(|r| *r)?;
         let raw = SignatureCheck {
             digest: &unpacked.signed_digest,
             signature: &unpacked.signature,
@@ -241,7 +252,7 @@ impl Verifier {
         &self,
         check: &SignatureCheck<'_>,
         anchors: &TrustAnchors,
-    ) -> Result<Examined, Refusal> {
+    ) -> Result<Examined, Box<Refusal>> {
         let fingerprint: [u8; 32] = Sha256::digest(check.certificate).into();
         let key = (fingerprint, anchors.id);
         let known = self
@@ -295,6 +306,8 @@ impl Verifier {
                 revocation::offline(subject, evidence, at, Utc::now())
             }
         };
+        metrics::counter!("kyso_revocation_checks_total", "result" => finding.label())
+            .increment(1);
         let verdict = examined.verdict(&finding);
         let error = match &finding {
             Finding::Revoked { since, reason, .. } => VerifyError::Revoked {
@@ -311,14 +324,14 @@ impl Verifier {
         Err(Refusal {
             error,
             verification: verdict.verification,
-            identity: Some(verdict.identity),
+            identity: Some(Box::new(verdict.identity)),
         })
     }
 }
 
 /// Reads a CMS into a raw signature check, reporting an unreadable or mismatched CMS as an
 /// invalid signature and a missing signer certificate as untrusted.
-pub(crate) fn unpack(check: &CmsCheck<'_>) -> Result<cms::Unpacked, Refusal> {
+pub(crate) fn unpack(check: &CmsCheck<'_>) -> Result<cms::Unpacked, Box<Refusal>> {
     cms::unpack(check.cms, check.content_digest, check.extra_certificates).map_err(|e| {
         let stage = match e {
             VerifyError::UntrustedCertificate(_) => Stage::Certificate,

@@ -223,6 +223,7 @@ impl Provider for Mssp {
     async fn start(&self, req: &SignRequest<'_>) -> Result<Started, ProviderError> {
         let ap_tx = wire::ap_trans_id(req.transaction_id);
         let msisdn = check_msisdn(req.signer)?;
+        let call = self.notified.begin(&ap_tx);
         let certificate = if self.profile_query {
             self.profile(&ap_tx, msisdn).await?
         } else {
@@ -264,7 +265,7 @@ impl Provider for Mssp {
                     final_error(None, "the MSSP acknowledged without a usable MSSP_TransID")
                 })?;
                 // A notification that beat this answer must not wait for the first poll.
-                let first_check_in = if self.notified.take(&ap_tx) {
+                let first_check_in = if call.notified() {
                     Duration::ZERO
                 } else {
                     self.poll_first
@@ -298,7 +299,6 @@ impl Provider for Mssp {
                 return Err(final_error(None, "unexpected waiting outcome"))
             }
         };
-        self.notified.take(&ap_tx);
         let state = State {
             mssp_trans_id: answered_id.filter(|id| plausible_id(id)),
             result: Some(finished),

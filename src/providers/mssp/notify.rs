@@ -1,22 +1,16 @@
 //! MSS_Notification (asynchServerServer): the MSSP posts an `MSS_StatusResp` to `AP_URL`. It
 //! is unauthenticated, so kyso takes from it only which session to look at now; the outcome
 //! comes from kyso's own status query. A notification can arrive while the signature call
-//! that caused it is still waiting for its answer; [`Notified`] remembers it so that call can
-//! ask for an immediate status check instead of waiting for the first poll.
+//! that caused it is still waiting for its answer; [`Notified`] notes it for that call, which
+//! then asks for an immediate status check instead of waiting for the first poll.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use super::call::plausible_id;
 use super::soap::{self, Answer};
 use super::wire;
 use crate::providers::CallbackError;
-
-/// Bounds the memory forged notifications can take.
-const MAX_REMEMBERED: usize = 4096;
-/// Longer than any signature call is held open.
-const REMEMBER_FOR: Duration = Duration::from_secs(15 * 60);
 
 /// What kyso reads from a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,30 +56,51 @@ pub fn read(body: &[u8], ap_id: &str) -> Result<Note, CallbackError> {
     })
 }
 
-/// `AP_TransID`s notified recently, for signature calls still in flight.
+/// Signature calls in flight by `AP_TransID`, and whether a notification came for each. Only
+/// calls in flight are kept, so forged notifications cost no memory and the map is bounded by
+/// the provider's in-flight limit.
 #[derive(Default)]
 pub struct Notified {
-    seen: Mutex<HashMap<String, Instant>>,
+    in_flight: Mutex<HashMap<String, bool>>,
 }
 
 impl Notified {
-    pub fn mark(&self, ap_trans_id: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= MAX_REMEMBERED {
-            seen.retain(|_, at| at.elapsed() < REMEMBER_FOR);
-            if seen.len() >= MAX_REMEMBERED {
-                // Only an early check is lost: the poll still finds the answer.
-                seen.clear();
-            }
+    /// Registers a signature call until the returned guard is dropped.
+    pub fn begin(&self, ap_trans_id: &str) -> InFlight<'_> {
+        self.map().insert(ap_trans_id.to_owned(), false);
+        InFlight {
+            owner: self,
+            ap_trans_id: ap_trans_id.to_owned(),
         }
-        seen.insert(ap_trans_id.to_owned(), Instant::now());
     }
 
-    /// Whether a notification came for this transaction (and forgets it).
-    pub fn take(&self, ap_trans_id: &str) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.remove(ap_trans_id)
-            .is_some_and(|at| at.elapsed() < REMEMBER_FOR)
+    /// Notes a notification for a call in flight; for any other it does nothing.
+    pub fn mark(&self, ap_trans_id: &str) {
+        if let Some(seen) = self.map().get_mut(ap_trans_id) {
+            *seen = true;
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct InFlight<'a> {
+    owner: &'a Notified,
+    ap_trans_id: String,
+}
+
+impl InFlight<'_> {
+    /// Whether a notification for this call came while it was in flight.
+    pub fn notified(&self) -> bool {
+        self.owner.map().get(&self.ap_trans_id) == Some(&true)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.owner.map().remove(&self.ap_trans_id);
     }
 }
 
@@ -144,14 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn an_early_notification_is_remembered_once() {
+    fn only_a_notification_during_the_call_is_noted() {
         let n = Notified::default();
         n.mark("K1");
-        assert!(n.take("K1"));
-        assert!(!n.take("K1"));
-        for i in 0..MAX_REMEMBERED + 10 {
-            n.mark(&format!("K{i}"));
-        }
-        assert!(n.seen.lock().map(|s| s.len()).unwrap_or(0) <= MAX_REMEMBERED);
+        let call = n.begin("K1");
+        assert!(
+            !call.notified(),
+            "a notification before the call is not kept"
+        );
+        n.mark("K1");
+        n.mark("K2");
+        assert!(call.notified());
+        drop(call);
+        assert!(n.map().is_empty(), "nothing outlives the call");
     }
 }

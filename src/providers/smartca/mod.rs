@@ -20,7 +20,7 @@ use super::{
     CallbackError, CallbackHint, CertBundle, Failure, Outcome, Provider, ProviderError,
     SignRequest, Started, StatusRequest,
 };
-use crate::domain::{verification_code, ErrorCode, Purpose};
+use crate::domain::{ErrorCode, Purpose};
 use crate::verify::Scheme;
 use wire::{CertStatus, Envelope, UserCertificate};
 
@@ -386,7 +386,7 @@ fn doc_id(req: &SignRequest<'_>) -> String {
         Purpose::Login => "login",
         Purpose::Sign => "sign",
     };
-    format!("{purpose}-{}", verification_code(req.digest))
+    format!("{purpose}-{}", req.verification_code)
 }
 
 /// Informative only; VNPT knows pdf, xml, word and json.

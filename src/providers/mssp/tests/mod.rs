@@ -25,6 +25,8 @@ const MSISDN: &str = "84912345678";
 struct Script {
     answers: Mutex<VecDeque<(u16, String)>>,
     seen: Mutex<Vec<(String, String)>>,
+    /// How long each answer takes.
+    delay: Duration,
 }
 
 impl Script {
@@ -37,15 +39,25 @@ async fn answer(State(s): State<Arc<Script>>, uri: Uri, body: String) -> (Status
     if let Ok(mut seen) = s.seen.lock() {
         seen.push((uri.path().to_owned(), body));
     }
+    tokio::time::sleep(s.delay).await;
     let next = s.answers.lock().ok().and_then(|mut a| a.pop_front());
     let (code, body) = next.unwrap_or((500, "script exhausted".into()));
     (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body)
 }
 
 async fn mssp(mode: &str, answers: Vec<(u16, String)>) -> (Mssp, Arc<Script>) {
+    slow_mssp(mode, answers, Duration::ZERO).await
+}
+
+async fn slow_mssp(
+    mode: &str,
+    answers: Vec<(u16, String)>,
+    delay: Duration,
+) -> (Mssp, Arc<Script>) {
     let script = Arc::new(Script {
         answers: Mutex::new(answers.into()),
-        ..Script::default()
+        seen: Mutex::default(),
+        delay,
     });
     let app = axum::Router::new()
         .fallback(answer)
@@ -109,6 +121,7 @@ fn sign_request() -> SignRequest<'static> {
         transaction_id: TX,
         signer: MSISDN,
         digest: &[9; 32],
+        verification_code: "4821",
         display_text: "Đăng ký tài khoản - Mã xác nhận 4821",
         document_name: None,
         purpose: crate::domain::Purpose::Register,
@@ -234,13 +247,19 @@ async fn synch_mode_hands_the_held_answer_to_status_without_another_call() {
 
 #[tokio::test]
 async fn asynch_server_server_sends_ap_url_and_answers_notifications_with_a_receipt() {
-    let (m, script) = mssp(
-        "asynch_server_server",
-        vec![resp("MSS_SignatureResp", 100, "")],
-    )
-    .await;
-    // The notification beats the acknowledgement: the first check is immediate.
+    let acks = vec![resp("MSS_SignatureResp", 100, ""); 2];
+    let (m, script) = slow_mssp("asynch_server_server", acks, Duration::from_millis(300)).await;
+    let m = Arc::new(m);
     let note = resp("MSS_StatusResp", 500, &signature("AQID")).1;
+    // Without a notification, the first check waits for the safety-net poll.
+    let started = m.start(&sign_request()).await.expect("started");
+    assert_eq!(started.first_check_in, Duration::from_millis(700));
+    // A notification that beats the acknowledgement makes the first check immediate.
+    let call = tokio::spawn({
+        let m = m.clone();
+        async move { m.start(&sign_request()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let answer = m.handle_callback(note.as_bytes()).expect("notification");
     assert_eq!(answer.hints.len(), 1);
     assert_eq!(answer.hints[0].transaction_id, TX);
@@ -249,7 +268,7 @@ async fn asynch_server_server_sends_ap_url_and_answers_notifications_with_a_rece
     assert!(reply.content_type.starts_with("application/soap+xml"));
     assert!(text.contains("MSS_ReceiptReq") && text.contains(r#"MSSP_TransID="m1""#));
     assert!(!text.contains("kyso-dev-ap-secret"), "{text}");
-    let started = m.start(&sign_request()).await.expect("started");
+    let started = call.await.expect("task").expect("started");
     assert_eq!(started.first_check_in, Duration::ZERO);
     let sign = &script.seen()[0].1;
     assert!(sign.contains(r#"MessagingMode="asynchServerServer""#));
