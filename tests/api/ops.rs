@@ -130,3 +130,14 @@ async fn pushes_that_fail_the_configured_authentication_are_refused_and_polling_
     let done = app.finish(s["id"].as_str().expect("id"), 20).await;
     assert_eq!(done["status"], "signed", "{done}");
 }
+
+#[test]
+fn the_shipped_configs_parse() {
+    for file in ["config/production.example.toml", "config/local.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let config = kyso::config::Config::load(Some(&path))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!config.tenants.is_empty(), "{file} has a tenant");
+        assert!(config.providers.contains_key("vnpt-smartca"), "{file}");
+    }
+}
