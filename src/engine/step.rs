@@ -14,7 +14,7 @@ use crate::providers::{
     retry, CertBundle, Failure, Outcome, ProviderError, SignRequest, StatusRequest,
 };
 use crate::store::{Change, StoreError, Work};
-use judge::{cms_attributes_digest, judge, prepare_cms};
+use judge::{cms_attributes_digest, judge, judge_cms, prepare_cms};
 
 /// What the engine keeps about a session between steps (the `work` column).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -132,6 +132,17 @@ pub(super) async fn run(
                     let bundle = certificate.or_else(|| state.certificate.clone());
                     let judged = judge(entry, &session, &state, &signature, scheme, bundle, now);
                     match judged.await {
+                        Ok(result) => {
+                            session.result = Some(result);
+                            session.become_(Status::Signed, now);
+                            commit(engine, &session, expected, None, &state).await
+                        }
+                        Err(f) => fail(engine, &mut session, expected, f, now).await,
+                    }
+                }
+                Ok(Outcome::SignedCms { cms, certificate }) => {
+                    let bundle = certificate.or_else(|| state.certificate.clone());
+                    match judge_cms(entry, &session, &cms, bundle, now).await {
                         Ok(result) => {
                             session.result = Some(result);
                             session.become_(Status::Signed, now);

@@ -76,6 +76,12 @@ pub enum Outcome {
         /// When the provider returns the certificate with the signature.
         certificate: Option<CertBundle>,
     },
+    /// A CMS SignedData whose signer signed attributes carrying the session's digest (the
+    /// PKCS7 format of some MSSPs); the engine judges it with the CMS verifier.
+    SignedCms {
+        cms: Vec<u8>,
+        certificate: Option<CertBundle>,
+    },
     Rejected {
         provider_code: Option<String>,
     },

@@ -32,6 +32,7 @@ pub use anchors::{certificates_from_pem_or_der, TrustAnchors};
 pub use identity::{parse_identity, signer_matches, Identity, IdentityKind};
 pub use online::{Fetch, HttpFetch, OnlineOptions};
 pub use revocation::{Evidence, RevocationPolicy};
+pub(crate) use verifier::unpack as unpack_cms;
 pub use verifier::{CmsCheck, Refusal, Verifier};
 
 use chrono::{DateTime, Utc};

@@ -370,3 +370,60 @@ async fn forged_and_duplicate_notifications_change_nothing() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.get(id, 0).await, done);
 }
+
+#[tokio::test]
+async fn a_carrier_that_answers_with_a_cms_over_signed_attributes_is_verified_as_a_cms() {
+    let app = spawn_app_overriding(
+        300,
+        vec![(
+            "providers.viettel-sim.mssp.mss_format".into(),
+            Value::String("cms".into()),
+        )],
+    )
+    .await;
+    let signer = "0912345671";
+    let s = outcome(&app, "viettel-sim", signer, json!({})).await;
+    assert_eq!(s["status"], "signed", "{s}");
+    assert_eq!(
+        s["result"]["format"], "cms",
+        "the carrier's CMS is what the portal gets"
+    );
+    assert_eq!(s["result"]["identity"]["phone"], "84912345671");
+
+    // OpenSSL agrees: a detached CMS over the session's content with the mock root as anchor.
+    use base64::prelude::{Engine as _, BASE64_STANDARD};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cms = BASE64_STANDARD
+        .decode(s["result"]["signature"].as_str().expect("cms"))
+        .expect("base64");
+    std::fs::write(dir.path().join("sig.der"), cms).expect("write");
+    std::fs::write(dir.path().join("content"), signer.as_bytes()).expect("write");
+    let root = app.mock.carriers.root_pem_path();
+    let verify = |content: &str| {
+        std::process::Command::new("openssl")
+            .args([
+                "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
+            ])
+            .arg("-in")
+            .arg(dir.path().join("sig.der"))
+            .arg("-content")
+            .arg(dir.path().join(content))
+            .arg("-CAfile")
+            .arg(&root)
+            .args(["-out", "/dev/null"])
+            .output()
+            .expect("openssl")
+            .status
+            .success()
+    };
+    assert!(
+        verify("content"),
+        "openssl cms -verify accepts the carrier's CMS"
+    );
+    std::fs::write(dir.path().join("other"), b"something else").expect("write");
+    assert!(!verify("other"), "and refuses it over other content");
+
+    // A CMS over another digest is refused like a raw signature would be.
+    let bad = outcome(&app, "viettel-sim", "0912345505", json!({})).await;
+    assert_failed(&bad, "invalid_signature", None);
+}

@@ -175,10 +175,7 @@ pub(super) async fn judge(
     Ok(SignResult {
         format: session.format,
         // For CMS, the algorithm of the signature inside it.
-        algorithm: match scheme {
-            Scheme::Pkcs1v15 => "sha256WithRSAEncryption".into(),
-            Scheme::PssSha256 => "rsassaPss-sha256".into(),
-        },
+        algorithm: algorithm_name(scheme),
         signature: BASE64_STANDARD.encode(signature),
         certificate: BASE64_STANDARD.encode(&bundle.certificate),
         chain: bundle
@@ -189,4 +186,70 @@ pub(super) async fn judge(
         identity: verdict.identity,
         verification: verdict.verification,
     })
+}
+
+/// Judges a CMS SignedData the provider assembled itself (an MSSP's PKCS7 answer with signed
+/// attributes): its messageDigest must be this session's digest, then the certificate gets
+/// everything a raw signature's does. The portal receives that CMS as it came: there is no raw
+/// signature over the digest to give instead, so the result says `format: "cms"`.
+pub(super) async fn judge_cms(
+    entry: &ProviderEntry,
+    session: &Session,
+    cms: &[u8],
+    bundle: Option<CertBundle>,
+    now: DateTime<Utc>,
+) -> Result<SignResult, Failure> {
+    let failure = |code, message: String| Failure {
+        code,
+        provider_code: None,
+        message,
+    };
+    let bundle = bundle.ok_or_else(|| {
+        failure(
+            ErrorCode::UntrustedCertificate,
+            "the provider's CMS carries no certificate".into(),
+        )
+    })?;
+    let extra: Vec<Vec<u8>> = std::iter::once(bundle.certificate.clone())
+        .chain(bundle.chain.iter().cloned())
+        .collect();
+    let check = verify::CmsCheck {
+        cms,
+        content_digest: &session.digest,
+        extra_certificates: &extra,
+        at: now,
+    };
+    let verdict = entry
+        .verifier
+        .verify_cms(&check, &entry.anchors, entry.revocation)
+        .await
+        .map_err(|r| failure(ErrorCode::from_verdict(r.code()), r.error.to_string()))?;
+    if !verify::signer_matches(&verdict.identity, &session.signer) {
+        return Err(failure(
+            ErrorCode::SignerMismatch,
+            "the certificate does not belong to the requested signer".into(),
+        ));
+    }
+    let scheme = verify::unpack_cms(&check).map_or(Scheme::Pkcs1v15, |u| u.scheme);
+    Ok(SignResult {
+        format: Format::Cms,
+        algorithm: algorithm_name(scheme),
+        signature: BASE64_STANDARD.encode(cms),
+        certificate: BASE64_STANDARD.encode(&bundle.certificate),
+        chain: bundle
+            .chain
+            .iter()
+            .map(|c| BASE64_STANDARD.encode(c))
+            .collect(),
+        identity: verdict.identity,
+        verification: verdict.verification,
+    })
+}
+
+/// The result's `algorithm`: for a CMS, the algorithm of the signature inside it.
+fn algorithm_name(scheme: Scheme) -> String {
+    match scheme {
+        Scheme::Pkcs1v15 => "sha256WithRSAEncryption".into(),
+        Scheme::PssSha256 => "rsassaPss-sha256".into(),
+    }
 }

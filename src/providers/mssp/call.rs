@@ -165,11 +165,10 @@ fn signed(code: u32, m: Message) -> Outcome {
                 scheme,
                 certificate: parts.certificate.or(from_answer),
             },
-            CmsSignature::SignedAttributes => Outcome::Failed(failure(
-                provider_code,
-                "the MSSP returned a CMS signature with signed attributes; judging it needs \
-                 the CMS verifier (verify::cms)",
-            )),
+            CmsSignature::SignedAttributes => Outcome::SignedCms {
+                cms: bytes,
+                certificate: parts.certificate.or(from_answer),
+            },
         },
         Err(_) => Outcome::Signed {
             signature: bytes,

@@ -293,6 +293,13 @@ impl Provider for Mssp {
                     certificate,
                 }
             }
+            Said::Done(Outcome::SignedCms { cms, certificate }) => {
+                self.send_receipt(&ap_tx, answered_id.as_deref(), msisdn);
+                Finished::SignedCms {
+                    cms: BASE64_STANDARD.encode(cms),
+                    certificate,
+                }
+            }
             Said::Done(Outcome::Rejected { provider_code }) => Finished::Rejected { provider_code },
             Said::Done(Outcome::Expired { provider_code }) => Finished::Expired { provider_code },
             Said::Done(Outcome::Waiting { .. }) => {
@@ -327,7 +334,7 @@ impl Provider for Mssp {
                 next_check_in: self.poll_again(),
             }),
             Said::Done(outcome) => {
-                if matches!(outcome, Outcome::Signed { .. }) {
+                if matches!(outcome, Outcome::Signed { .. } | Outcome::SignedCms { .. }) {
                     self.send_receipt(&ap_tx, Some(&mssp_tx), msisdn);
                 }
                 Ok(outcome)

@@ -27,6 +27,10 @@ pub(super) enum Finished {
         scheme: Scheme,
         certificate: Option<CertBundle>,
     },
+    SignedCms {
+        cms: String,
+        certificate: Option<CertBundle>,
+    },
     Rejected {
         provider_code: Option<String>,
     },
@@ -49,6 +53,10 @@ impl Finished {
                     certificate,
                 },
                 Err(_) => Outcome::Failed(failure(None, "stored signature is not base64")),
+            },
+            Finished::SignedCms { cms, certificate } => match BASE64_STANDARD.decode(cms) {
+                Ok(cms) => Outcome::SignedCms { cms, certificate },
+                Err(_) => Outcome::Failed(failure(None, "stored CMS is not base64")),
             },
             Finished::Rejected { provider_code } => Outcome::Rejected { provider_code },
             Finished::Expired { provider_code } => Outcome::Expired { provider_code },
