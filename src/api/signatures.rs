@@ -317,7 +317,7 @@ pub struct CertificateView {
     security(("bearer" = [])))]
 pub async fn certificates(
     State(app): State<AppState>,
-    _tenant: Tenant,
+    tenant: Tenant,
     Query(p): Query<CertificateParams>,
 ) -> Result<Json<Vec<CertificateView>>, ApiError> {
     let entry = app
@@ -326,6 +326,10 @@ pub async fn certificates(
         .get(&p.provider)
         .cloned()
         .ok_or_else(|| ApiError::bad_request("unknown_provider", "provider is not configured"))?;
+    // A provider call like any other: the tenant's and the provider's rates bound it.
+    if !tenant.0.rate.try_take() || !entry.rate.try_take() {
+        return Err(ApiError::RateLimited);
+    }
     let signer = crate::domain::validate_signer(entry.signer_rule, &p.signer)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
     let bundles = entry

@@ -154,6 +154,9 @@ impl Engine {
             };
             let id = work.session.id.to_string();
             if self.in_flight_contains(&id) {
+                // Claimed again between its step's write and the step's end: give it back
+                // now rather than leave it leased.
+                skipped.push(work.session.id);
                 continue;
             }
             let expired = Utc::now() >= work.session.expires_at;

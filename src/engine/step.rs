@@ -47,10 +47,16 @@ pub(super) async fn run(
         .unwrap_or_default();
     let expected = session.status;
     let now = Utc::now();
-    if now >= session.expires_at {
+    // At the deadline a session on a phone gets one last status check: an answer given within
+    // the last poll interval (or already held, in synch mode) still counts.
+    let past_deadline = now >= session.expires_at;
+    if past_deadline && expected != Status::AwaitingUser {
         return expire(engine, &mut session, &state, now).await;
     }
-    let remaining = (session.expires_at - now).to_std().unwrap_or_default();
+    let remaining = match (session.expires_at - now).to_std() {
+        Ok(left) => left,
+        Err(_) => LAST_CHECK,
+    };
     let budget = entry.retry_budget.min(remaining);
     let tx = session.id.transaction_id();
     match expected {
@@ -115,6 +121,10 @@ pub(super) async fn run(
             observe(entry, "status", &outcome);
             let now = Utc::now();
             match outcome {
+                Ok(Outcome::Waiting { .. }) if past_deadline => {
+                    state.unreachable = None;
+                    expire(engine, &mut session, &state, now).await
+                }
                 Ok(Outcome::Waiting { next_check_in }) => {
                     let next = capped(now + next_check_in, session.expires_at);
                     let work = state.unreachable.take().map(|_| encode(&state));
@@ -162,6 +172,10 @@ pub(super) async fn run(
                 Ok(Outcome::Failed(f)) | Err(ProviderError::Final(f)) => {
                     fail(engine, &mut session, expected, f, now).await
                 }
+                Err(ProviderError::Transient(msg)) if past_deadline => {
+                    state.unreachable = Some(msg);
+                    expire(engine, &mut session, &state, now).await
+                }
                 Err(ProviderError::Transient(msg)) => {
                     // Keep waiting: the user may still answer once the provider is back.
                     state.unreachable = Some(msg);
@@ -177,6 +191,9 @@ pub(super) async fn run(
         _ => Ok(()),
     }
 }
+
+/// How long the last status check at the deadline may take, retries included.
+const LAST_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn expire(
     engine: &Engine,

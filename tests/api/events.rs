@@ -119,7 +119,7 @@ async fn a_browser_opens_the_stream_with_a_single_use_ticket() {
 }
 
 #[tokio::test]
-async fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
+async fn a_stalled_client_does_not_delay_events_to_other_clients() {
     let app = spawn_app().await;
     // The stalled client never reads; the gateway must not block on it.
     let _stalled = app.ws("?after=0", Some(KEY)).await;

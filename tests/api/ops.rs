@@ -51,7 +51,8 @@ async fn callbacks_for_unknown_sessions_and_garbage_change_nothing() {
         .post(&url)
         .json(
             &serde_json::json!({"sp_id": "kyso-dev", "status_code": 200, "message": "ok",
-            "transaction_id": "kyso-ses_01J0000000000000000000000", "signed_files": []}),
+            "transaction_id": format!("kyso-{}", kyso::domain::SessionId::generate()),
+            "signed_files": []}),
         )
         .send()
         .await
@@ -135,8 +136,8 @@ async fn pushes_that_fail_the_configured_authentication_are_refused_and_polling_
 fn the_shipped_configs_parse() {
     for file in ["config/production.example.toml", "config/local.toml"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        let config = kyso::config::Config::load(Some(&path))
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let config =
+            kyso::config::Config::load(Some(&path)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(!config.tenants.is_empty(), "{file} has a tenant");
         assert!(config.providers.contains_key("vnpt-smartca"), "{file}");
     }

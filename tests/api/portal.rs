@@ -204,6 +204,11 @@ async fn a_portal_cancels_a_pending_session_and_cannot_cancel_twice() {
     let app = spawn_app().await;
     let s = app.start("001099012999", json!({})).await;
     let id = s["id"].as_str().expect("id");
+    // Cancel once the prompt is on the phone, so the phone can still answer afterwards.
+    let pending = app.phone_requests("001099012999").await;
+    let rid = pending[0]["id"]
+        .as_str()
+        .expect("the prompt reached the phone");
     let url = app.url(&format!("/v1/signatures/{id}"));
     let resp = app
         .http
@@ -224,14 +229,11 @@ async fn a_portal_cancels_a_pending_session_and_cannot_cancel_twice() {
         .expect("send");
     assert_eq!(error_of(again).await, (409, "already_terminal".into()));
     // A terminal state never changes, even when the phone answers later.
-    if let Some(r) = app.phone_requests("001099012999").await.first() {
-        let rid = r["id"].as_str().expect("rid");
-        app.mock_json(
-            reqwest::Method::POST,
-            &format!("/admin/requests/{rid}/approve"),
-        )
-        .await;
-    }
+    app.mock_json(
+        reqwest::Method::POST,
+        &format!("/admin/requests/{rid}/approve"),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(app.get(id, 0).await["status"], "cancelled");
 }

@@ -85,6 +85,7 @@ async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
     }
     // Wait until every request is on a phone, then kill the gateway without warning.
     for id in &ids {
+        let mut on_phone = false;
         for _ in 0..100 {
             let s: Value = http
                 .get(format!("{base}/v1/signatures/{id}"))
@@ -96,10 +97,12 @@ async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
                 .await
                 .expect("json");
             if s["status"] == "awaiting_user" {
+                on_phone = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert!(on_phone, "{id} reached the phone before the kill");
     }
     gateway.0.kill().expect("kill -9");
     let _ = gateway.0.wait();

@@ -255,7 +255,9 @@ pub fn classify(status_code: &str, message: &str) -> Classified {
         "500" => Classified::Transient(format!("VNPT SmartCA 500: internal error ({message})")),
         // Unconfirmed guess: SP769 documents no refusal or expiry, but the older VNPT SmartCA
         // family reports them as 4002 and 4001, and the mock carriers answer a status poll
-        // that way. Only the status poll honours these two (see `require_ok`).
+        // that way. Only the status poll honours these two (see `require_ok`). The same family's
+        // 4000 ("waiting for the signer") reads as a poll with no signature yet.
+        "4000" => Classified::Ok,
         "4001" => Classified::Expired {
             provider_code: status_code.to_owned(),
         },
