@@ -132,6 +132,14 @@ pub struct TenantConfig {
     pub allow_concurrent_per_signer: bool,
     #[serde(default = "default_tenant_rate")]
     pub rate_per_s: u32,
+    /// Signature requests one signer may receive from this tenant per minute (anti
+    /// push-bombing: cancelling frees `signer_busy`, but not this).
+    #[serde(default = "default_signer_rate")]
+    pub signer_requests_per_minute: u32,
+}
+
+fn default_signer_rate() -> u32 {
+    10
 }
 
 fn default_tenant_rate() -> u32 {

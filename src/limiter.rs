@@ -69,3 +69,71 @@ mod tests {
         assert_eq!(b.available(), 3);
     }
 }
+
+/// Requests per key in a fixed window (e.g. prompts per signer per minute), over a bounded
+/// number of keys: when full, keys whose window has passed are dropped, and if none has, the
+/// new key is refused rather than memory growing.
+pub struct KeyedWindow {
+    limit: u32,
+    window: std::time::Duration,
+    max_keys: usize,
+    counts: Mutex<std::collections::HashMap<String, (Instant, u32)>>,
+}
+
+impl KeyedWindow {
+    pub fn new(limit: u32, window: std::time::Duration, max_keys: usize) -> Self {
+        Self {
+            limit,
+            window,
+            max_keys,
+            counts: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Counts one request for `key`; false when the key is over its limit.
+    pub fn try_take(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if !counts.contains_key(key) && counts.len() >= self.max_keys {
+            counts.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+            if counts.len() >= self.max_keys {
+                return false;
+            }
+        }
+        let entry = counts.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        if entry.1 >= self.limit {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod keyed_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_key_has_its_own_limit_per_window() {
+        let w = KeyedWindow::new(2, Duration::from_secs(60), 10);
+        assert!(w.try_take("a") && w.try_take("a"));
+        assert!(!w.try_take("a"));
+        assert!(w.try_take("b"));
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_keys_instead_of_growing() {
+        let w = KeyedWindow::new(5, Duration::from_secs(60), 2);
+        assert!(w.try_take("a") && w.try_take("b"));
+        assert!(!w.try_take("c"));
+        let expired = KeyedWindow::new(5, Duration::from_millis(0), 1);
+        assert!(
+            expired.try_take("a") && expired.try_take("b"),
+            "stale keys make room"
+        );
+    }
+}

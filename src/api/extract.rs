@@ -13,11 +13,16 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::{hash_api_key, TenantConfig};
-use crate::limiter::TokenBucket;
+use crate::limiter::{KeyedWindow, TokenBucket};
+
+/// Signers tracked per tenant for the per-signer limit.
+const MAX_TRACKED_SIGNERS: usize = 200_000;
 
 pub struct TenantEntry {
     pub config: TenantConfig,
     pub rate: TokenBucket,
+    /// Requests per signer per minute.
+    pub per_signer: KeyedWindow,
 }
 
 /// Tenants by the SHA-256 of their API key.
@@ -34,6 +39,11 @@ impl Tenants {
                 let entry = TenantEntry {
                     config: t.clone(),
                     rate: TokenBucket::new(t.rate_per_s, t.rate_per_s.saturating_mul(2)),
+                    per_signer: KeyedWindow::new(
+                        t.signer_requests_per_minute,
+                        std::time::Duration::from_secs(60),
+                        MAX_TRACKED_SIGNERS,
+                    ),
                 };
                 (t.api_key_sha256.clone(), Arc::new(entry))
             })

@@ -81,7 +81,7 @@ pub async fn create(
     let new = NewSignature::parse(input, &limits).map_err(|e| match e {
         RequestError::Invalid { .. } => ApiError::bad_request("invalid_request", e.to_string()),
     })?;
-    if !tenant.0.rate.try_take() {
+    if !tenant.0.rate.try_take() || !tenant.0.per_signer.try_take(&new.signer) {
         return Err(ApiError::RateLimited);
     }
     let now = Utc::now();

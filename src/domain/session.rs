@@ -16,8 +16,16 @@ pub struct SessionId(String);
 impl SessionId {
     const PREFIX: &'static str = "ses_";
 
+    /// Ids of one process sort in creation order even within a millisecond (a monotonic
+    /// generator), which the newest-first list relies on.
     pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
+        static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+        let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+        let ulid = guard
+            .get_or_insert_with(ulid::Generator::new)
+            .generate()
+            .unwrap_or_else(|_| ulid::Ulid::new());
+        Self(format!("{}{ulid}", Self::PREFIX))
     }
 
     /// Accepts only ids this gateway could have made, so a path or callback cannot smuggle

@@ -66,6 +66,7 @@ send_timeout_s = 2
 id = "dvc-portal"
 api_key_sha256 = "{k1}"
 rate_per_s = 1000
+signer_requests_per_minute = 12
 [[tenants]]
 id = "other-portal"
 api_key_sha256 = "{k2}"

@@ -283,3 +283,28 @@ async fn the_list_is_newest_first_filtered_and_paginated() {
     assert_eq!(page2["items"][0]["id"].as_str(), Some(ids[0].as_str()));
     assert_eq!(page2["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn cancelling_and_asking_again_cannot_bomb_a_signers_phone() {
+    let app = spawn_app().await;
+    // The test tenant allows 12 requests per signer per minute.
+    for n in 0..12 {
+        let resp = app.post_signature(&body("001099015999"), KEY).await;
+        assert_eq!(resp.status(), 201, "request {n}");
+        let s: Value = resp.json().await.expect("json");
+        let id = s["id"].as_str().expect("id");
+        let cancel = app
+            .http
+            .delete(app.url(&format!("/v1/signatures/{id}")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(cancel.status(), 200);
+    }
+    let more = app.post_signature(&body("001099015999"), KEY).await;
+    assert_eq!(error_of(more).await, (429, "rate_limited".into()));
+    // Another signer is not affected.
+    let other = app.post_signature(&body("001099016999"), KEY).await;
+    assert_eq!(other.status(), 201);
+}
