@@ -328,8 +328,12 @@ impl Store for PgStore {
         };
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE sessions SET status = $1, body = $2, next_check_at = $3, work = $4,
-                 lease_owner = NULL, lease_until = NULL, woken = FALSE
+            // A callback that came while this change was in flight makes the next check due
+            // now rather than at the scheduled time.
+            "UPDATE sessions SET status = $1, body = $2,
+                 next_check_at = CASE WHEN woken AND $3::bigint IS NOT NULL
+                                      THEN LEAST($3::bigint, $7) ELSE $3::bigint END,
+                 work = $4, lease_owner = NULL, lease_until = NULL, woken = FALSE
              WHERE id = $5 AND status = $6",
         )
         .bind(s.status.as_str())
@@ -338,6 +342,7 @@ impl Store for PgStore {
         .bind(change.work)
         .bind(s.id.as_str())
         .bind(change.expected.as_str())
+        .bind(ms(Utc::now()))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -360,13 +365,16 @@ impl Store for PgStore {
             "UPDATE sessions
              SET next_check_at = CASE WHEN woken THEN $1 ELSE $2 END, woken = FALSE,
                  work = COALESCE($3, work), lease_owner = NULL, lease_until = NULL
-             WHERE id = $4 AND status = $5",
+             WHERE id = $4 AND status = $5
+               -- an instance whose lease lapsed must not undo the new holder's lease
+               AND (lease_owner IS NULL OR lease_owner = $6)",
         )
         .bind(ms(Utc::now()))
         .bind(ms(next_check_at))
         .bind(work)
         .bind(id.as_str())
         .bind(expected.as_str())
+        .bind(&self.instance)
         .execute(&self.pool)
         .await?
         .rows_affected();
