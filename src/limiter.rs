@@ -19,6 +19,18 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket for calls to a provider whose limit is "at most `rate_per_s` in any second":
+    /// a small burst (a twentieth of the rate) and a refill slowed by twice as much, so a full
+    /// bucket plus one second of refill stays under the limit with a twentieth to spare for
+    /// calls that leave a little after their token was taken (a start's second call).
+    pub fn per_second_window(rate_per_s: u32) -> Self {
+        let rate = rate_per_s.max(1);
+        let burst = (rate / 20).max(1);
+        let mut bucket = Self::new(rate, burst);
+        bucket.rate_per_s = f64::from(rate.saturating_sub(2 * burst).max(1));
+        bucket
+    }
+
     /// Whole tokens available now, without taking any.
     pub fn available(&self) -> u32 {
         let guard = match self.state.lock() {
@@ -32,6 +44,11 @@ impl TokenBucket {
 
     /// Takes a token if one is available.
     pub fn try_take(&self) -> bool {
+        self.try_take_n(1)
+    }
+
+    /// Takes `n` tokens if that many are available (an operation making `n` calls).
+    pub fn try_take_n(&self, n: u32) -> bool {
         let mut guard = match self.state.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -41,8 +58,9 @@ impl TokenBucket {
         *tokens =
             (*tokens + now.duration_since(*last).as_secs_f64() * self.rate_per_s).min(self.burst);
         *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        let n = f64::from(n);
+        if *tokens >= n {
+            *tokens -= n;
             true
         } else {
             false
@@ -60,6 +78,20 @@ mod tests {
         assert!(b.try_take() && b.try_take() && b.try_take());
         assert!(!b.try_take());
         assert_eq!(b.available(), 0);
+    }
+
+    #[test]
+    fn a_per_second_bucket_never_allows_more_than_its_rate_in_a_second() {
+        let b = TokenBucket::per_second_window(100);
+        let start = Instant::now();
+        let mut taken = 0;
+        while start.elapsed() < std::time::Duration::from_secs(1) {
+            if b.try_take_n(2) {
+                taken += 2;
+            }
+        }
+        assert!(taken <= 100, "{taken} calls in one second");
+        assert!(taken >= 80, "only {taken} calls in one second");
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             default_timeout_s: p.default_timeout_s,
             retry_budget: Duration::from_millis(p.retry_budget_ms),
             in_flight: Arc::new(Semaphore::new(p.max_in_flight.max(1))),
-            rate: TokenBucket::new(p.rate_per_s, p.rate_per_s),
+            rate: TokenBucket::per_second_window(p.rate_per_s),
             breaker: Breaker::new(p.circuit_failures, Duration::from_millis(p.circuit_open_ms)),
             revocation: p.revocation,
             verifier: Arc::clone(verifier),

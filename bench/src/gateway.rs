@@ -54,6 +54,8 @@ id = "{TENANT}"
 api_key_sha256 = "{key}"
 rate_per_s = 1000000
 allow_concurrent_per_signer = true
+# The bench reuses a few hundred signers (each needs an RSA key at the mock).
+signer_requests_per_minute = 100000000
 "#,
             db = self.db_url,
             key = hash_api_key(API_KEY),
@@ -91,7 +93,6 @@ pub struct Gateway {
     pub addr: SocketAddr,
     child: Child,
     stdin: Option<ChildStdin>,
-    pub log: PathBuf,
 }
 
 impl Gateway {
@@ -131,12 +132,7 @@ impl Gateway {
             anyhow::bail!("the gateway did not start (log {}):\n{tail}", log.display());
         };
         let stdin = child.stdin.take();
-        Ok(Self {
-            addr,
-            child,
-            stdin,
-            log,
-        })
+        Ok(Self { addr, child, stdin })
     }
 
     pub fn pid(&self) -> u32 {

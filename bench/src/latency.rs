@@ -19,6 +19,9 @@ use crate::mock::Mock;
 use crate::stats::Spread;
 use crate::Ctx;
 
+/// A session id and when its create call was sent.
+type Sent = (String, DateTime<Utc>);
+
 pub struct Latency {
     pub callback_to_ws: Spread,
     pub callback_rate: f64,
@@ -65,7 +68,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Latency> {
     follow_events(gw.addr, tracker.clone()).await?;
     let client = Client::new(gw.url(""))?;
 
-    let created: Arc<Mutex<Vec<(String, DateTime<Utc>)>>> = Arc::default();
+    let created: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let approvers = Arc::new(ctx.approvers.clone());
     let create_rate = {
         let created = created.clone();
@@ -144,11 +147,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Latency> {
 }
 
 /// Create-call sent → prompt created at the mock, for up to 2,000 sessions.
-async fn prompt_times(
-    client: &Client,
-    mock: &Mock,
-    created: &[(String, DateTime<Utc>)],
-) -> anyhow::Result<Spread> {
+async fn prompt_times(client: &Client, mock: &Mock, created: &[Sent]) -> anyhow::Result<Spread> {
     let step = (created.len() / 2000).max(1);
     let mut samples = Vec::new();
     for (id, sent) in created.iter().step_by(step) {

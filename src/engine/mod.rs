@@ -169,7 +169,9 @@ impl Engine {
                 continue;
             } else {
                 match entry.in_flight.clone().try_acquire_owned() {
-                    Ok(p) if entry.rate.try_take() => Some(p),
+                    // A start may make several calls (SmartCA: certificate + sign); the
+                    // provider's limit is on calls, not on steps.
+                    Ok(p) if entry.rate.try_take_n(calls(&entry, &work)) => Some(p),
                     _ => {
                         skipped.push(work.session.id);
                         continue;
@@ -209,5 +211,13 @@ impl Engine {
             set.remove(id);
         }
         metrics::gauge!("kyso_engine_in_flight").set(set.len() as f64);
+    }
+}
+
+/// Provider calls the next step of `work` makes (without retries).
+fn calls(entry: &crate::providers::registry::ProviderEntry, work: &crate::store::Work) -> u32 {
+    match work.session.status {
+        crate::domain::Status::Pending => entry.adapter.calls_per_start(),
+        _ => 1,
     }
 }

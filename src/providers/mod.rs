@@ -148,6 +148,12 @@ pub trait Provider: Send + Sync {
 
     async fn status(&self, req: &StatusRequest<'_>) -> Result<Outcome, ProviderError>;
 
+    /// Requests one `start` sends to the provider (without retries): the engine charges the
+    /// provider's rate limit this many.
+    fn calls_per_start(&self) -> u32 {
+        1
+    }
+
     /// Withdraws the request at the provider where the protocol allows it.
     async fn cancel(&self, req: &StatusRequest<'_>) -> Result<(), ProviderError>;
 

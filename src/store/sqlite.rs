@@ -1,9 +1,13 @@
 //! The SQLite backend: WAL, one writer connection (SQLite has one writer anyway, and a single
 //! writer never meets "database is locked" on a read-to-write upgrade) and a pool of readers.
-//! Due sessions are claimed as on PostgreSQL, but the lease lives in `next_check_at` itself
-//! (pushed to the lease's end, `claimed = 1`): the scheduler's next look at due work then
-//! reads only sessions nobody is working on, and the earliest `next_check_at` stays one index
-//! probe. A restart gives every claim back, since one instance owns the file.
+//! Writes are grouped: [`writer`] owns the writer connection and commits whatever writes are
+//! queued in one transaction. Due sessions are claimed as on PostgreSQL, but the lease lives in
+//! `next_check_at` itself (pushed to the lease's end, `claimed = 1`): the scheduler's next look
+//! at due work then reads only sessions nobody is working on, and the earliest `next_check_at`
+//! stays one index probe. A restart gives every claim back, since one instance owns the file.
+
+mod sql;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,23 +17,25 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    decode, encode, event_from_row, from_ms, ms, render_frame, Change, Created, Event, ListFilter,
-    NewSession, Store, StoreError, Work,
+    decode, encode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    Store, StoreError, Work,
 };
 use crate::domain::{Session, SessionId, Status};
+use writer::Op;
 
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writes: mpsc::Sender<Op>,
     reader: SqlitePool,
     lease_ms: i64,
 }
 
 /// The lease when the caller names none (tests that open a store directly).
 const DEFAULT_LEASE: Duration = Duration::from_secs(30);
-
-const OPEN: &str = "('pending','awaiting_user')";
+/// Writes waiting for the writer before callers wait to enqueue.
+const QUEUE: usize = 16_384;
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -63,126 +69,51 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
+        let (writes, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(writer::run(writer.acquire().await?, queue));
         Ok(Self {
-            writer,
+            writes,
             reader,
             lease_ms: lease.as_millis().try_into().unwrap_or(i64::MAX),
         })
     }
 
-    /// Runs `sql` (which has one `?` for `now`-based time, then the id list) over `ids` in
-    /// chunks that stay under SQLite's bound-parameter limit.
-    async fn update_ids(&self, sql: &str, at: i64, ids: &[SessionId]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = sql.replace("(…)", &format!("({marks})"));
-            let mut q = sqlx::query(&sql).bind(at);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&self.writer).await?;
+    /// Queues a write and waits for its transaction to commit.
+    async fn write<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.writes.send(op(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    async fn for_ids(
+        &self,
+        sql: &'static str,
+        at: i64,
+        ids: &[SessionId],
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    async fn next_seq(tx: &mut sqlx::SqliteConnection, tenant: &str) -> Result<i64, StoreError> {
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO tenant_seq (tenant, last_seq) VALUES (?, 1)
-             ON CONFLICT (tenant) DO UPDATE SET last_seq = last_seq + 1
-             RETURNING last_seq",
-        )
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok(seq)
-    }
-
-    async fn write_event(
-        tx: &mut sqlx::SqliteConnection,
-        session: &Session,
-        body: &str,
-    ) -> Result<Event, StoreError> {
-        let seq = Self::next_seq(tx, &session.tenant).await?;
-        let frame = render_frame(seq, body);
-        sqlx::query(
-            "INSERT INTO outbox (tenant, seq, session_id, status, frame, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&session.tenant)
-        .bind(seq)
-        .bind(session.id.as_str())
-        .bind(session.status.as_str())
-        .bind(&frame)
-        .bind(ms(Utc::now()))
-        .execute(&mut *tx)
-        .await?;
-        Ok(Event {
-            tenant: session.tenant.as_str().into(),
-            seq,
-            session_id: session.id.clone(),
-            status: session.status,
-            frame: frame.into(),
+        let ids = ids.to_vec();
+        self.write(|reply| Op::Ids {
+            sql,
+            at,
+            ids,
+            reply,
         })
+        .await
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
-        let s = &new.session;
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = &new.idempotency_key {
-            let row = sqlx::query(
-                "SELECT request_hash, body FROM sessions WHERE tenant = ? AND idempotency_key = ?",
-            )
-            .bind(&s.tenant)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                let hash: Vec<u8> = row.try_get("request_hash")?;
-                if hash != new.request_hash {
-                    return Ok(Created::IdempotencyMismatch);
-                }
-                return Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)));
-            }
-        }
-        if !new.allow_concurrent {
-            let busy: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT 1 FROM sessions WHERE tenant = ? AND signer = ?
-                 AND next_check_at IS NOT NULL AND status IN {OPEN} LIMIT 1"
-            ))
-            .bind(&s.tenant)
-            .bind(&s.signer)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if busy.is_some() {
-                return Ok(Created::SignerBusy);
-            }
-        }
-        let body = encode(s)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-                 idempotency_key, request_hash, created_at, expires_at, next_check_at, body)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_str())
-        .bind(&s.tenant)
-        .bind(&s.provider)
-        .bind(&s.signer)
-        .bind(s.status.as_str())
-        .bind(&s.reference)
-        .bind(&new.idempotency_key)
-        .bind(new.request_hash.as_slice())
-        .bind(ms(s.created_at))
-        .bind(ms(s.expires_at))
-        .bind(ms(s.created_at))
-        .bind(&body)
-        .execute(&mut *tx)
-        .await?;
-        let event = Self::write_event(&mut tx, s, &body).await?;
-        tx.commit().await?;
-        Ok(Created::New(event))
+        let new = Box::new(new.clone());
+        self.write(|reply| Op::Create(new, reply)).await
     }
 
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -214,23 +145,20 @@ impl Store for SqliteStore {
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE sessions SET next_check_at = ?, claimed = 1
-             WHERE id IN (SELECT id FROM sessions
-                          WHERE next_check_at IS NOT NULL AND next_check_at <= ?
-                          ORDER BY next_check_at LIMIT ?)
-             RETURNING body, work",
-        )
-        .bind(ms(now) + self.lease_ms)
-        .bind(ms(now))
-        .bind(limit)
-        .fetch_all(&self.writer)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        let (now, until) = (ms(now), ms(now) + self.lease_ms);
+        let rows = self
+            .write(|reply| Op::Claim {
+                now,
+                until,
+                limit,
+                reply,
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(body, work)| {
                 Ok(Work {
-                    session: decode(r.try_get("body")?)?,
-                    work: r.try_get("work")?,
+                    session: decode(&body)?,
+                    work,
                 })
             })
             .collect()
@@ -248,31 +176,22 @@ impl Store for SqliteStore {
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
         let s = change.session;
         let body = encode(s)?;
-        let mut tx = self.writer.begin().await?;
-        let next = if s.status.is_terminal() {
+        let next_check_at = if s.status.is_terminal() {
             None
         } else {
             change.next_check_at.map(ms)
         };
-        let updated = sqlx::query(
-            "UPDATE sessions SET status = ?, body = ?, next_check_at = ?, work = ?, claimed = 0
-             WHERE id = ? AND status = ?",
-        )
-        .bind(s.status.as_str())
-        .bind(&body)
-        .bind(next)
-        .bind(change.work)
-        .bind(s.id.as_str())
-        .bind(change.expected.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(None);
-        }
-        let event = Self::write_event(&mut tx, s, &body).await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        let session = Box::new(s.clone());
+        let (expected, work) = (change.expected, change.work.map(str::to_owned));
+        self.write(|reply| Op::Apply {
+            session,
+            body,
+            expected,
+            next_check_at,
+            work,
+            reply,
+        })
+        .await
     }
 
     async fn reschedule(
@@ -282,34 +201,20 @@ impl Store for SqliteStore {
         next_check_at: DateTime<Utc>,
         work: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE sessions
-             SET next_check_at = CASE WHEN woken = 1 THEN ? ELSE ? END,
-                 woken = 0, work = COALESCE(?, work), claimed = 0
-             WHERE id = ? AND status = ?",
-        )
-        .bind(ms(Utc::now()))
-        .bind(ms(next_check_at))
-        .bind(work)
-        .bind(id.as_str())
-        .bind(expected.as_str())
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+        let (id, next_check_at, work) = (id.clone(), ms(next_check_at), work.map(str::to_owned));
+        self.write(|reply| Op::Reschedule {
+            id,
+            expected,
+            next_check_at,
+            work,
+            reply,
+        })
+        .await
     }
 
     async fn wake(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE sessions SET next_check_at = MIN(next_check_at, ?), woken = 1
-             WHERE id = ? AND next_check_at IS NOT NULL",
-        )
-        .bind(ms(Utc::now()))
-        .bind(id.as_str())
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+        let id = id.clone();
+        self.write(|reply| Op::Wake(id, reply)).await
     }
 
     async fn events_after(
@@ -345,17 +250,16 @@ impl Store for SqliteStore {
 
     async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
         let sql = "UPDATE sessions SET next_check_at = ? WHERE claimed = 1 AND id IN (…)";
-        self.update_ids(sql, ms(Utc::now()) + self.lease_ms, ids)
-            .await
+        self.for_ids(sql, ms(Utc::now()) + self.lease_ms, ids).await
     }
 
     async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError> {
-        let sql = "UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1 AND id IN (…)";
-        self.update_ids(sql, ms(Utc::now()), ids).await
+        let sql =
+            "UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1 AND id IN (…)";
+        self.for_ids(sql, ms(Utc::now()), ids).await
     }
 
     /// One instance owns the file: there is nobody else to hear from.
-
     async fn fan_in(&self, _: crate::events::Hub, _: tokio::sync::watch::Receiver<bool>) {}
 
     async fn ping(&self) -> Result<(), StoreError> {

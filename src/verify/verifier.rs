@@ -306,8 +306,7 @@ impl Verifier {
                 revocation::offline(subject, evidence, at, Utc::now())
             }
         };
-        metrics::counter!("kyso_revocation_checks_total", "result" => finding.label())
-            .increment(1);
+        metrics::counter!("kyso_revocation_checks_total", "result" => finding.label()).increment(1);
         let verdict = examined.verdict(&finding);
         let error = match &finding {
             Finding::Revoked { since, reason, .. } => VerifyError::Revoked {

@@ -107,7 +107,10 @@ async fn story(store: Arc<dyn Store>) {
         store.apply(stale).await.expect("apply").is_none(),
         "a stale change is refused"
     );
-    store.release(&[b.id.clone()]).await.expect("release");
+    store
+        .release(std::slice::from_ref(&b.id))
+        .await
+        .expect("release");
 
     // Not due until its time, or until a callback wakes it.
     let due: Vec<_> = store
@@ -118,7 +121,10 @@ async fn story(store: Arc<dyn Store>) {
         .map(|w| w.session.id)
         .collect();
     assert_eq!(due, vec![b.id.clone()]);
-    store.release(&[b.id.clone()]).await.expect("release");
+    store
+        .release(std::slice::from_ref(&b.id))
+        .await
+        .expect("release");
     assert!(store.wake(&a.id).await.expect("wake"));
     let due = store.due(Utc::now(), 10).await.expect("due");
     let woken = due
@@ -246,6 +252,36 @@ async fn story(store: Arc<dyn Store>) {
         older.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
         vec![a.id.clone()]
     );
+    // A callback that lands while a step is writing its change is not lost: the session is
+    // due at once rather than at the time the step scheduled.
+    let c = session("t1", "001099012347", "r3");
+    store
+        .create(&new(&c, None, 5, false))
+        .await
+        .expect("create");
+    let claimed = store.due(Utc::now(), 10).await.expect("due");
+    assert!(claimed.iter().any(|w| w.session.id == c.id));
+    assert!(store.wake(&c.id).await.expect("wake"));
+    let mut c2 = c.clone();
+    c2.become_(Status::AwaitingUser, Utc::now());
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    let step = Change {
+        session: &c2,
+        expected: Status::Pending,
+        next_check_at: Some(later),
+        work: None,
+    };
+    assert!(store.apply(step).await.expect("apply").is_some());
+    let due = store.due(Utc::now(), 10).await.expect("due");
+    assert!(
+        due.iter().any(|w| w.session.id == c.id),
+        "the callback's wake survived the step"
+    );
+    store
+        .release(&due.iter().map(|w| w.session.id.clone()).collect::<Vec<_>>())
+        .await
+        .expect("release");
+
     store.ping().await.expect("ping");
 }
 
@@ -302,7 +338,7 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
     );
     // Renewal keeps it; without renewal (the instance died) it moves on.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    one.renew(&[s.id.clone()]).await.expect("renew");
+    one.renew(std::slice::from_ref(&s.id)).await.expect("renew");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         two.due(Utc::now(), 10).await.expect("due").is_empty(),

@@ -225,6 +225,11 @@ impl Provider for SmartCa {
         })
     }
 
+    /// get_certificate, then sign.
+    fn calls_per_start(&self) -> u32 {
+        2
+    }
+
     async fn status(&self, req: &StatusRequest<'_>) -> Result<Outcome, ProviderError> {
         // A missing or older state still lets us poll by transaction id.
         let state: State = serde_json::from_value(req.state.clone()).unwrap_or_default();
