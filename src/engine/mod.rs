@@ -6,6 +6,9 @@
 pub mod breaker;
 mod step;
 
+/// Shortest sleep after a look at due work that found nothing to start.
+const IDLE_RECHECK: Duration = Duration::from_millis(50);
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::domain::SessionId;
 use crate::events::Hub;
-use crate::providers::registry::Registry;
+use crate::providers::registry::{ProviderEntry, Registry};
 use crate::store::{Change, Event, Store, StoreError};
 
 pub use step::WorkState;
@@ -78,10 +81,20 @@ impl Engine {
         tokio::pin!(shutdown);
         let mut renew = tokio::time::interval(self.config.lease / 3);
         loop {
-            if let Err(e) = self.dispatch_due().await {
-                tracing::error!(error = %e, "scheduler could not read due sessions");
+            let claimed = match self.dispatch_due().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduler could not read due sessions");
+                    0
+                }
+            };
+            let mut sleep = self.until_next_due().await;
+            if claimed == 0 {
+                // What is due belongs to providers that cannot take it now (full, or their
+                // circuit is open): look again shortly instead of spinning. A finished step,
+                // a new session or a callback still wakes the scheduler at once.
+                sleep = sleep.max(IDLE_RECHECK);
             }
-            let sleep = self.until_next_due().await;
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
@@ -125,26 +138,35 @@ impl Engine {
         }
     }
 
-    /// Sessions the providers could take right now: free in-flight slots, bounded by the
-    /// tokens left in each provider's rate. Claiming more would only read rows to give back.
-    fn capacity(&self) -> u32 {
-        self.providers
-            .ids()
-            .filter_map(|id| self.providers.get(id))
-            .map(|e| (e.in_flight.available_permits() as u32).min(e.rate.available()))
-            .sum::<u32>()
+    /// Sessions one provider could take right now: free in-flight slots, bounded by the tokens
+    /// left in its rate, none while its circuit is open. Claiming more would only read rows to
+    /// give back.
+    fn capacity(entry: &ProviderEntry) -> u32 {
+        if !entry.breaker.allows() {
+            return 0;
+        }
+        (entry.in_flight.available_permits() as u32)
+            .min(entry.rate.available())
             .min(10_000)
     }
 
-    async fn dispatch_due(self: &Arc<Self>) -> Result<(), StoreError> {
-        // Expired sessions need no capacity, but they wait a moment for a free slot rather
-        // than the scheduler reading due rows it cannot start.
-        let limit = self.capacity();
-        if limit == 0 {
-            return Ok(());
+    /// Claims and starts due sessions, provider by provider so that one provider's backlog
+    /// never takes another's turn. Returns how many were claimed.
+    async fn dispatch_due(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut due = Vec::new();
+        for id in self.providers.ids() {
+            let Some(entry) = self.providers.get(id) else {
+                continue;
+            };
+            // Expired sessions need no capacity, but they wait for a free slot rather than
+            // the scheduler reading rows it cannot start.
+            let limit = Self::capacity(entry);
+            if limit > 0 {
+                due.extend(self.store.due(Utc::now(), limit, &[id.to_owned()]).await?);
+            }
         }
-        let due = self.store.due(Utc::now(), limit).await?;
-        metrics::counter!("kyso_sessions_claimed_total").increment(due.len() as u64);
+        let claimed = due.len();
+        metrics::counter!("kyso_sessions_claimed_total").increment(claimed as u64);
         let mut skipped = Vec::new();
         for work in due {
             let Some(entry) = self.providers.get(&work.session.provider).cloned() else {
@@ -193,7 +215,7 @@ impl Engine {
             metrics::counter!("kyso_sessions_released_total").increment(skipped.len() as u64);
             self.store.release(&skipped).await?;
         }
-        Ok(())
+        Ok(claimed)
     }
 
     fn in_flight_contains(&self, id: &str) -> bool {
@@ -215,7 +237,7 @@ impl Engine {
 }
 
 /// Provider calls the next step of `work` makes (without retries).
-fn calls(entry: &crate::providers::registry::ProviderEntry, work: &crate::store::Work) -> u32 {
+fn calls(entry: &ProviderEntry, work: &crate::store::Work) -> u32 {
     match work.session.status {
         crate::domain::Status::Pending => entry.adapter.calls_per_start(),
         _ => 1,

@@ -92,7 +92,15 @@ pub trait Store: Send + Sync {
     /// Claims unfinished sessions whose `next_check_at` has come, earliest first. On a shared
     /// database each is leased to this instance until `apply`, `reschedule` or `release`, or
     /// until the lease expires (the instance died).
-    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError>;
+    /// Only sessions of `providers` are claimed (all when empty), so a provider that cannot
+    /// take work now does not fill the claim with rows that must be given back while others
+    /// starve.
+    async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        providers: &[String],
+    ) -> Result<Vec<Work>, StoreError>;
     /// Extends the leases of sessions this instance is still working on.
     async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError>;
     /// Gives claimed sessions back without working on them.

@@ -243,13 +243,19 @@ impl Store for PgStore {
         rows.iter().map(|b| decode(b)).collect()
     }
 
-    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError> {
+    async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        providers: &[String],
+    ) -> Result<Vec<Work>, StoreError> {
         let now = ms(now);
         let rows = sqlx::query(
             "WITH due AS (
                  SELECT id FROM sessions
                  WHERE next_check_at IS NOT NULL AND next_check_at <= $1
                    AND (lease_until IS NULL OR lease_until < $1)
+                   AND (cardinality($5::text[]) = 0 OR provider = ANY($5::text[]))
                  ORDER BY next_check_at LIMIT $2
                  FOR UPDATE SKIP LOCKED)
              UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE
@@ -260,6 +266,7 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .bind(&self.instance)
         .bind(now + self.lease_ms)
+        .bind(providers)
         .fetch_all(&self.pool)
         .await?;
         let mut work = rows

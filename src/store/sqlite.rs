@@ -144,13 +144,21 @@ impl Store for SqliteStore {
         rows.iter().map(|b| decode(b)).collect()
     }
 
-    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Work>, StoreError> {
+    async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        providers: &[String],
+    ) -> Result<Vec<Work>, StoreError> {
         let (now, until) = (ms(now), ms(now) + self.lease_ms);
+        let providers =
+            serde_json::to_string(providers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let rows = self
             .write(|reply| Op::Claim {
                 now,
                 until,
                 limit,
+                providers,
                 reply,
             })
             .await?;

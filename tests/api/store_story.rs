@@ -84,7 +84,16 @@ async fn story(store: Arc<dyn Store>) {
     );
 
     // Due work is claimed, then moved on by a state change with its event.
-    let due = store.due(Utc::now(), 10).await.expect("due");
+    // A claim for another provider leaves these alone.
+    let other = store
+        .due(Utc::now(), 10, &["another-provider".to_owned()])
+        .await
+        .expect("due");
+    assert!(other.is_empty());
+    let due = store
+        .due(Utc::now(), 10, &["vnpt-smartca".to_owned()])
+        .await
+        .expect("due");
     assert_eq!(due.len(), 2);
     let mut a2 = a.clone();
     assert!(a2.become_(Status::AwaitingUser, Utc::now()));
@@ -114,7 +123,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // Not due until its time, or until a callback wakes it.
     let due: Vec<_> = store
-        .due(Utc::now(), 10)
+        .due(Utc::now(), 10, &[])
         .await
         .expect("due")
         .into_iter()
@@ -126,7 +135,7 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .expect("release");
     assert!(store.wake(&a.id).await.expect("wake"));
-    let due = store.due(Utc::now(), 10).await.expect("due");
+    let due = store.due(Utc::now(), 10, &[]).await.expect("due");
     let woken = due
         .iter()
         .find(|w| w.session.id == a.id)
@@ -158,7 +167,7 @@ async fn story(store: Arc<dyn Store>) {
     };
     assert!(store.apply(late).await.expect("apply").is_none());
     assert!(store
-        .due(Utc::now(), 10)
+        .due(Utc::now(), 10, &[])
         .await
         .expect("due")
         .iter()
@@ -259,7 +268,7 @@ async fn story(store: Arc<dyn Store>) {
         .create(&new(&c, None, 5, false))
         .await
         .expect("create");
-    let claimed = store.due(Utc::now(), 10).await.expect("due");
+    let claimed = store.due(Utc::now(), 10, &[]).await.expect("due");
     assert!(claimed.iter().any(|w| w.session.id == c.id));
     assert!(store.wake(&c.id).await.expect("wake"));
     let mut c2 = c.clone();
@@ -272,7 +281,7 @@ async fn story(store: Arc<dyn Store>) {
         work: None,
     };
     assert!(store.apply(step).await.expect("apply").is_some());
-    let due = store.due(Utc::now(), 10).await.expect("due");
+    let due = store.due(Utc::now(), 10, &[]).await.expect("due");
     assert!(
         due.iter().any(|w| w.session.id == c.id),
         "the callback's wake survived the step"
@@ -331,9 +340,9 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
         .expect("two");
     let s = session("t1", "001099012345", "r");
     one.create(&new(&s, None, 1, false)).await.expect("create");
-    assert_eq!(one.due(Utc::now(), 10).await.expect("due").len(), 1);
+    assert_eq!(one.due(Utc::now(), 10, &[]).await.expect("due").len(), 1);
     assert!(
-        two.due(Utc::now(), 10).await.expect("due").is_empty(),
+        two.due(Utc::now(), 10, &[]).await.expect("due").is_empty(),
         "leased to one"
     );
     // Renewal keeps it; without renewal (the instance died) it moves on.
@@ -341,12 +350,12 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
     one.renew(std::slice::from_ref(&s.id)).await.expect("renew");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        two.due(Utc::now(), 10).await.expect("due").is_empty(),
+        two.due(Utc::now(), 10, &[]).await.expect("due").is_empty(),
         "renewed"
     );
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(
-        two.due(Utc::now(), 10).await.expect("due").len(),
+        two.due(Utc::now(), 10, &[]).await.expect("due").len(),
         1,
         "taken over"
     );

@@ -218,17 +218,20 @@ pub(super) async fn claim(
     now: i64,
     until: i64,
     limit: u32,
+    providers: &str,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {
     let rows = sqlx::query(
-        "UPDATE sessions SET next_check_at = ?, claimed = 1
+        "UPDATE sessions SET next_check_at = ?1, claimed = 1
          WHERE id IN (SELECT id FROM sessions
-                      WHERE next_check_at IS NOT NULL AND next_check_at <= ?
-                      ORDER BY next_check_at LIMIT ?)
+                      WHERE next_check_at IS NOT NULL AND next_check_at <= ?2
+                        AND (?4 = '[]' OR provider IN (SELECT value FROM json_each(?4)))
+                      ORDER BY next_check_at LIMIT ?3)
          RETURNING body, work",
     )
     .bind(until)
     .bind(now)
     .bind(limit)
+    .bind(providers)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()

@@ -51,6 +51,8 @@ pub(super) enum Op {
         now: i64,
         until: i64,
         limit: u32,
+        /// JSON array of provider ids; `[]` for all.
+        providers: String,
         reply: oneshot::Sender<Result<Claimed, StoreError>>,
     },
     /// `sql` with `(…)` standing for the id list and one leading time parameter.
@@ -219,8 +221,13 @@ async fn execute(
             now,
             until,
             limit,
+            providers,
             reply,
-        } => attempt!(reply, claim(conn, now, until, limit), Reply::Rows),
+        } => attempt!(
+            reply,
+            claim(conn, now, until, limit, &providers),
+            Reply::Rows
+        ),
         Op::Ids {
             sql,
             at,
