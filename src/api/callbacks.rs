@@ -58,7 +58,7 @@ pub async fn callback(
         let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
             continue;
         };
-        if app.engine.store.wake(&id).await? {
+        if app.engine.store.wake(&id, &provider).await? {
             woken += 1;
         }
     }

@@ -46,3 +46,28 @@ pub fn build_client(tls: &TlsConfig, timeout: Duration) -> Result<reqwest::Clien
     }
     Ok(builder.build()?)
 }
+
+/// Why a provider's answer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("answer over {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads a provider's answer, refusing one larger than `max` before buffering it (by its
+/// Content-Length) or while streaming it (without one).
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ReadError::TooLarge(max));
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}

@@ -122,7 +122,9 @@ pub trait Store: Send + Sync {
         work: Option<&str>,
     ) -> Result<bool, StoreError>;
     /// Makes an unfinished session due now (a provider callback arrived).
-    async fn wake(&self, id: &SessionId) -> Result<bool, StoreError>;
+    /// Only a session of `provider`: a push on one provider's callback URL cannot wake
+    /// another provider's sessions.
+    async fn wake(&self, id: &SessionId, provider: &str) -> Result<bool, StoreError>;
     async fn events_after(
         &self,
         tenant: &str,

@@ -388,13 +388,14 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
-    async fn wake(&self, id: &SessionId) -> Result<bool, StoreError> {
+    async fn wake(&self, id: &SessionId, provider: &str) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE sessions SET next_check_at = LEAST(next_check_at, $1), woken = TRUE
-             WHERE id = $2 AND next_check_at IS NOT NULL",
+             WHERE id = $2 AND provider = $3 AND next_check_at IS NOT NULL",
         )
         .bind(ms(Utc::now()))
         .bind(id.as_str())
+        .bind(provider)
         .execute(&self.pool)
         .await?
         .rows_affected();

@@ -220,9 +220,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn wake(&self, id: &SessionId) -> Result<bool, StoreError> {
+    async fn wake(&self, id: &SessionId, provider: &str) -> Result<bool, StoreError> {
         let id = id.clone();
-        self.write(|reply| Op::Wake(id, reply)).await
+        let provider = provider.to_owned();
+        self.write(|reply| Op::Wake(id, provider, reply)).await
     }
 
     async fn events_after(

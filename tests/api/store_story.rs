@@ -134,7 +134,11 @@ async fn story(store: Arc<dyn Store>) {
         .release(std::slice::from_ref(&b.id))
         .await
         .expect("release");
-    assert!(store.wake(&a.id).await.expect("wake"));
+    assert!(
+        !store.wake(&a.id, "viettel-sim").await.expect("wake"),
+        "only by its own provider"
+    );
+    assert!(store.wake(&a.id, "vnpt-smartca").await.expect("wake"));
     let due = store.due(Utc::now(), 10, &[]).await.expect("due");
     let woken = due
         .iter()
@@ -156,7 +160,7 @@ async fn story(store: Arc<dyn Store>) {
         work: None,
     };
     assert!(store.apply(done).await.expect("apply").is_some());
-    assert!(!store.wake(&a.id).await.expect("wake"));
+    assert!(!store.wake(&a.id, "vnpt-smartca").await.expect("wake"));
     let mut a4 = a2.clone();
     a4.become_(Status::Rejected, Utc::now());
     let late = Change {
@@ -270,7 +274,7 @@ async fn story(store: Arc<dyn Store>) {
         .expect("create");
     let claimed = store.due(Utc::now(), 10, &[]).await.expect("due");
     assert!(claimed.iter().any(|w| w.session.id == c.id));
-    assert!(store.wake(&c.id).await.expect("wake"));
+    assert!(store.wake(&c.id, "vnpt-smartca").await.expect("wake"));
     let mut c2 = c.clone();
     c2.become_(Status::AwaitingUser, Utc::now());
     let later = Utc::now() + chrono::Duration::seconds(60);

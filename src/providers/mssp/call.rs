@@ -14,6 +14,7 @@ use super::wire::{status_table, Meaning};
 use super::xml::MAX_DOCUMENT_BYTES;
 use super::{Mssp, Said};
 use crate::domain::ErrorCode;
+use crate::providers::http;
 use crate::providers::{CertBundle, Failure, Outcome, ProviderError};
 use crate::verify::Scheme;
 
@@ -240,29 +241,11 @@ fn transient(port: &str, why: &str) -> ProviderError {
 }
 
 /// Reads at most [`MAX_DOCUMENT_BYTES`], whatever the peer announces or sends.
-async fn read_capped(mut resp: reqwest::Response, port: &str) -> Result<Vec<u8>, ProviderError> {
-    let too_large = || {
-        final_error(
-            None,
-            &format!("MSSP {port}: answer over {MAX_DOCUMENT_BYTES} bytes"),
-        )
-    };
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
+async fn read_capped(resp: reqwest::Response, port: &str) -> Result<Vec<u8>, ProviderError> {
+    http::read_capped(resp, MAX_DOCUMENT_BYTES)
         .await
-        .map_err(|e| transient(port, &e.to_string()))?
-    {
-        if buf.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
+        .map_err(|e| match e {
+            http::ReadError::TooLarge(_) => final_error(None, &format!("MSSP {port}: {e}")),
+            http::ReadError::Transport(e) => transient(port, &e.to_string()),
+        })
 }

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::http::{build_client, ClientError, TlsConfig};
+use super::http::{self, build_client, ClientError, TlsConfig};
 use super::{
     CallbackError, CallbackHint, CertBundle, Failure, Outcome, Provider, ProviderError,
     SignRequest, Started, StatusRequest,
@@ -422,28 +422,15 @@ fn encode_segment(id: &str) -> String {
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`], whatever the peer announces or sends.
-async fn read_capped(
-    mut resp: reqwest::Response,
-    endpoint: &str,
-) -> Result<Vec<u8>, ProviderError> {
-    let too_large = || {
-        let msg = format!("VNPT SmartCA {endpoint}: answer over {MAX_RESPONSE_BYTES} bytes");
-        provider_failure(None, msg)
-    };
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(endpoint, &e))? {
-        if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
+async fn read_capped(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, ProviderError> {
+    http::read_capped(resp, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| match e {
+            http::ReadError::TooLarge(_) => {
+                provider_failure(None, format!("VNPT SmartCA {endpoint}: {e}"))
+            }
+            http::ReadError::Transport(e) => transport(endpoint, &e),
+        })
 }
 
 fn transport(endpoint: &str, e: &reqwest::Error) -> ProviderError {

@@ -200,13 +200,18 @@ pub(super) async fn reschedule(
     Ok(n > 0)
 }
 
-pub(super) async fn wake(conn: &mut SqliteConnection, id: &SessionId) -> Result<bool, StoreError> {
+pub(super) async fn wake(
+    conn: &mut SqliteConnection,
+    id: &SessionId,
+    provider: &str,
+) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "UPDATE sessions SET next_check_at = MIN(next_check_at, ?), woken = 1
-         WHERE id = ? AND next_check_at IS NOT NULL",
+         WHERE id = ? AND provider = ? AND next_check_at IS NOT NULL",
     )
     .bind(ms(Utc::now()))
     .bind(id.as_str())
+    .bind(provider)
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -45,7 +45,7 @@ pub(super) enum Op {
         work: Option<String>,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
-    Wake(SessionId, oneshot::Sender<Result<bool, StoreError>>),
+    Wake(SessionId, String, oneshot::Sender<Result<bool, StoreError>>),
     /// Claims up to `limit` due sessions until `until`: (body, work) rows.
     Claim {
         now: i64,
@@ -106,7 +106,7 @@ impl Op {
         match self {
             Op::Create(_, tx) => drop(tx.send(Err(e()))),
             Op::Apply { reply, .. } => drop(reply.send(Err(e()))),
-            Op::Reschedule { reply, .. } | Op::Wake(_, reply) => drop(reply.send(Err(e()))),
+            Op::Reschedule { reply, .. } | Op::Wake(_, _, reply) => drop(reply.send(Err(e()))),
             Op::Claim { reply, .. } => drop(reply.send(Err(e()))),
             Op::Ids { reply, .. } => drop(reply.send(Err(e()))),
         }
@@ -216,7 +216,9 @@ async fn execute(
             reschedule(conn, &id, expected, next_check_at, work.as_deref()),
             Reply::Flag
         ),
-        Op::Wake(id, reply) => attempt!(reply, wake(conn, &id), Reply::Flag),
+        Op::Wake(id, provider, reply) => {
+            attempt!(reply, wake(conn, &id, &provider), Reply::Flag)
+        }
         Op::Claim {
             now,
             until,
