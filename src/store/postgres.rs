@@ -4,13 +4,12 @@
 //! committed event is announced with `pg_notify` carrying only ids; every instance listens and
 //! publishes the events it did not write itself.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 
@@ -20,6 +19,8 @@ use super::{
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
+
+mod fan_in;
 
 const CHANNEL: &str = "kyso_events";
 
@@ -118,28 +119,6 @@ impl PgStore {
             return Ok(Created::IdempotencyMismatch);
         }
         Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)))
-    }
-
-    /// Publishes every event after `last[tenant]`, for every tenant, updating `last`.
-    async fn catch_up(&self, hub: &Hub, last: &mut HashMap<String, i64>) -> Result<(), StoreError> {
-        let tenants: Vec<(String, i64)> = sqlx::query_as("SELECT tenant, last_seq FROM tenant_seq")
-            .fetch_all(&self.pool)
-            .await?;
-        for (tenant, newest) in tenants {
-            let mut after = *last.get(&tenant).unwrap_or(&newest);
-            while after < newest {
-                let page = self.events_after(&tenant, after, 500).await?;
-                let Some(end) = page.last().map(|e| e.seq) else {
-                    break;
-                };
-                for ev in page {
-                    hub.publish(ev);
-                }
-                after = end;
-            }
-            last.insert(tenant, after.max(newest));
-        }
-        Ok(())
     }
 }
 
@@ -433,68 +412,8 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn fan_in(&self, hub: Hub, mut shutdown: watch::Receiver<bool>) {
-        let mut last: HashMap<String, i64> = HashMap::new();
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let mut listener = match PgListener::connect_with(&self.pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event listener cannot connect; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "LISTEN failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            // Whatever was committed while we were not listening is read from the outbox.
-            if let Err(e) = self.catch_up(&hub, &mut last).await {
-                tracing::warn!(error = %e, "event catch-up failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            metrics::counter!("kyso_event_listener_connects_total").increment(1);
-            loop {
-                let note = tokio::select! {
-                    _ = shutdown.changed() => return,
-                    n = listener.try_recv() => n,
-                };
-                let note = match note {
-                    Ok(Some(n)) => n,
-                    Ok(None) | Err(_) => break, // connection lost: reconnect and catch up
-                };
-                let Ok(notice) = serde_json::from_str::<Notice>(note.payload()) else {
-                    continue;
-                };
-                let seen = last.entry(notice.t.clone()).or_insert(notice.s - 1);
-                if notice.i == self.instance {
-                    *seen = (*seen).max(notice.s);
-                    continue;
-                }
-                if notice.s <= *seen {
-                    continue;
-                }
-                let lag_ms = (ms(Utc::now()) - notice.at).max(0);
-                metrics::histogram!("kyso_event_fanout_lag_seconds").record(lag_ms as f64 / 1000.0);
-                match self.events_after(&notice.t, *seen, 500).await {
-                    Ok(events) => {
-                        for ev in events {
-                            *seen = (*seen).max(ev.seq);
-                            hub.publish(ev);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading a notified event failed");
-                        break;
-                    }
-                }
-            }
-        }
+    async fn fan_in(&self, hub: Hub, shutdown: watch::Receiver<bool>) {
+        self.listen(hub, shutdown).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,136 @@
+use super::*;
+use base64::prelude::{Engine, BASE64_STANDARD};
+
+const NOW: &str = "2026-06-01T00:00:00Z";
+const VALID: (&str, &str) = ("2025-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+const PAST: (&str, &str) = ("2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
+
+fn cert(serial: &str, service: &str, status: &str, (from, to): (&str, &str)) -> UserCertificate {
+    let chain = wire::ChainData {
+        ca_cert: Some(BASE64_STANDARD.encode("ca")),
+        root_cert: None,
+    };
+    UserCertificate {
+        service_type: Some(service.into()),
+        cert_status: Some(status.into()),
+        serial_number: Some(serial.into()),
+        cert_valid_from: Some(from.into()),
+        cert_valid_to: Some(to.into()),
+        // Not DER, so the date strings decide validity.
+        cert_data: Some(BASE64_STANDARD.encode(serial)),
+        chain_data: Some(chain),
+        ..Default::default()
+    }
+}
+
+fn choose(certs: &[UserCertificate]) -> Result<Chosen, Failure> {
+    choose_certificate(certs, wire::parse_date(NOW).expect("date"))
+}
+
+#[test]
+fn an_active_personal_certificate_valid_now_is_chosen() {
+    let certs = [
+        cert("seal", "ESEAL", "Đang hoạt động", VALID),
+        cert("old", "SMARTCA", "ACTIVE", PAST),
+        cert("locked", "SMARTCA", "Đã khóa", VALID),
+        cert("unknown", "SMARTCA", "pending review", VALID),
+        cert(
+            "person",
+            "SMARTCA",
+            "Hoạt động",
+            ("2025-01-01 00:00:00", "2026-12-01 00:00:00"),
+        ),
+    ];
+    let chosen = choose(&certs).expect("a certificate");
+    assert_eq!(chosen.serial, "person");
+    assert_eq!(chosen.bundle.certificate, b"person");
+    assert_eq!(chosen.bundle.chain, vec![b"ca".to_vec()]);
+    assert_eq!(choose(&certs[..1]).expect("seal").serial, "seal");
+    // An unknown status is a last resort: VNPT decides at sign time.
+    assert_eq!(choose(&certs[1..4]).expect("unknown").serial, "unknown");
+}
+
+#[test]
+fn without_a_usable_certificate_the_failure_says_why() {
+    let cases = [
+        (vec![], ErrorCode::NoCertificate, None),
+        (
+            vec![cert("old", "SMARTCA", "1", PAST)],
+            ErrorCode::CertificateExpired,
+            None,
+        ),
+        (
+            vec![cert("r", "SMARTCA", "Đã thu hồi", VALID)],
+            ErrorCode::RevokedCertificate,
+            Some("Đã thu hồi"),
+        ),
+        (
+            vec![
+                cert("old", "SMARTCA", "ACTIVE", PAST),
+                cert("l", "SMARTCA", "Đã khóa", VALID),
+            ],
+            ErrorCode::PinBlocked,
+            Some("Đã khóa"),
+        ),
+    ];
+    for (certs, code, provider_code) in cases {
+        let err = choose(&certs).expect_err("nothing usable");
+        assert_eq!(
+            (err.code, err.provider_code.as_deref()),
+            (code, provider_code)
+        );
+    }
+}
+
+#[test]
+fn the_status_url_carries_the_configured_id() {
+    let state = State {
+        tran_code: Some("TC 1/x".into()),
+        serial_number: None,
+    };
+    assert_eq!(StatusPathId::TransactionId.pick("kyso-t", &state), "kyso-t");
+    assert_eq!(StatusPathId::TranCode.pick("kyso-t", &state), "TC 1/x");
+    assert_eq!(
+        StatusPathId::TranCode.pick("kyso-t", &State::default()),
+        "kyso-t"
+    );
+    assert_eq!(encode_segment("TC 1/x"), "TC%201%2Fx");
+}
+
+fn smartca() -> SmartCa {
+    let cfg: SmartcaConfig = serde_json::from_value(serde_json::json!({
+        "base_url": "http://127.0.0.1:8701/sca/sp769/", "sp_id": "sp", "sp_password": "hunter2"
+    }))
+    .expect("config");
+    assert_eq!(
+        (
+            cfg.request_timeout_ms,
+            cfg.poll_first_ms,
+            cfg.poll_interval_ms
+        ),
+        (10_000, 5_000, 3_000)
+    );
+    assert_eq!(cfg.status_path_id, StatusPathId::TransactionId);
+    assert!(!format!("{cfg:?}").contains("hunter2"));
+    SmartCa::new(&cfg).expect("client")
+}
+
+#[test]
+fn a_webhook_is_only_a_hint_and_junk_is_refused() {
+    let smartca = smartca();
+    assert_eq!(smartca.base_url, "http://127.0.0.1:8701/sca/sp769");
+    let hook = br#"{"sp_id": "sp", "status_code": 200, "transaction_id": "kyso-ses_1",
+        "signed_files": null}"#;
+    let hints = smartca.parse_callback(hook).expect("hint");
+    assert_eq!(hints[0].transaction_id, "kyso-ses_1");
+    assert!(smartca.parse_callback(b"not json").is_err());
+    assert!(smartca
+        .parse_callback(br#"{"sp_id":"other","transaction_id":"t"}"#)
+        .is_err());
+    assert!(smartca
+        .parse_callback(br#"{"transaction_id":"a b"}"#)
+        .is_err());
+    assert!(smartca
+        .parse_callback(&vec![b' '; MAX_CALLBACK_BYTES + 1])
+        .is_err());
+}
