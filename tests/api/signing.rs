@@ -5,7 +5,7 @@ use der::{Decode, Encode};
 use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::RsaPublicKey;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::{digest_of, spawn_app};
@@ -95,8 +95,16 @@ async fn a_person_approves_on_the_virtual_phone() {
         text.contains(s["verification_code"].as_str().expect("code")),
         "the phone shows the verification code: {text}"
     );
-    let still = app.get(id, 0).await;
-    assert_eq!(still["status"], "awaiting_user");
+    // The prompt can reach the phone a moment before the gateway records it.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app.get(id, 0).await["status"].clone();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "awaiting_user");
     let rid = pending[0]["id"].as_str().expect("request id");
     app.mock_json(
         reqwest::Method::POST,
