@@ -295,11 +295,16 @@ impl Store for PgStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // Walks the due index from its start and stops at the first unleased row, instead of
+        // computing over every pending session; sessions leased elsewhere come back through
+        // their holder's write or, if it died, the scheduler's tick.
         let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(GREATEST(next_check_at, COALESCE(lease_until, 0))) FROM sessions
-             WHERE next_check_at IS NOT NULL",
+            "SELECT next_check_at FROM sessions
+             WHERE next_check_at IS NOT NULL AND (lease_until IS NULL OR lease_until < $1)
+             ORDER BY next_check_at LIMIT 1",
         )
-        .fetch_one(&self.pool)
+        .bind(ms(Utc::now()))
+        .fetch_optional(&self.pool)
         .await?;
         Ok(v.map(from_ms))
     }
