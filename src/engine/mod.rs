@@ -7,7 +7,7 @@ pub mod breaker;
 mod step;
 
 /// Shortest sleep after a look at due work that found nothing to start.
-const IDLE_RECHECK: Duration = Duration::from_millis(50);
+const IDLE_RECHECK: Duration = Duration::from_millis(10);
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
