@@ -22,11 +22,14 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers. Providers whose circuit is open are listed but do not make
+/// the instance unready: another instance could not reach them either.
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let open = app.engine.providers.open_circuits();
     match app.engine.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({ "status": "ready", "database": "ok" })),
+            Json(json!({ "status": "ready", "database": "ok", "open_circuits": open })),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");

@@ -7,6 +7,21 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi_answer() {
     let app = spawn_app().await;
+    let ready: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(
+        ready["open_circuits"],
+        serde_json::json!([]),
+        "no provider circuit is open"
+    );
     for path in ["/healthz", "/readyz"] {
         let r = app.http.get(app.url(path)).send().await.expect("send");
         assert_eq!(r.status(), 200, "{path}");
@@ -141,4 +156,49 @@ fn the_shipped_configs_parse() {
         assert!(!config.tenants.is_empty(), "{file} has a tenant");
         assert!(config.providers.contains_key("vnpt-smartca"), "{file}");
     }
+}
+
+#[tokio::test]
+async fn readiness_lists_a_provider_whose_circuit_opened() {
+    let app = crate::helpers::spawn_app_overriding(
+        300,
+        vec![(
+            "providers.vnpt-smartca.circuit_failures".into(),
+            serde_json::json!(1),
+        )],
+    )
+    .await;
+    let ready = || async {
+        let v: Value = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        v
+    };
+    assert_eq!(ready().await["open_circuits"], serde_json::json!([]));
+    // Every call to this signer's provider fails; after one failed call the circuit opens.
+    app.start("001099012900", serde_json::json!({"timeout_s": 30}))
+        .await;
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = ready().await;
+        if last["open_circuits"] == serde_json::json!(["vnpt-smartca"]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        last["status"], "ready",
+        "an open circuit does not make the instance unready"
+    );
+    assert_eq!(
+        last["open_circuits"],
+        serde_json::json!(["vnpt-smartca"]),
+        "{last}"
+    );
 }
