@@ -6,6 +6,9 @@
 pub mod breaker;
 mod step;
 
+/// Expired sessions claimed at once for a provider that cannot take work (they need no call).
+const EXPIRY_BATCH: u32 = 256;
+
 /// Shortest sleep after a look at due work that found nothing to start.
 const IDLE_RECHECK: Duration = Duration::from_millis(10);
 
@@ -161,9 +164,13 @@ impl Engine {
             // Expired sessions need no capacity, but they wait for a free slot rather than
             // the scheduler reading rows it cannot start.
             let limit = Self::capacity(entry);
-            if limit > 0 {
-                due.extend(self.store.due(Utc::now(), limit, &[id.to_owned()]).await?);
-            }
+            let only_expired = limit == 0;
+            let limit = if only_expired { EXPIRY_BATCH } else { limit };
+            let claimed = self
+                .store
+                .due(Utc::now(), limit, &[id.to_owned()], only_expired)
+                .await?;
+            due.extend(claimed);
         }
         let claimed = due.len();
         metrics::counter!("kyso_sessions_claimed_total").increment(claimed as u64);

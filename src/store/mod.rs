@@ -92,6 +92,8 @@ pub trait Store: Send + Sync {
     /// Claims unfinished sessions whose `next_check_at` has come, earliest first. On a shared
     /// database each is leased to this instance until `apply`, `reschedule` or `release`, or
     /// until the lease expires (the instance died).
+    /// With `only_expired`, only sessions past their deadline, which need no provider call, so
+    /// they end on time even while their provider cannot take work.
     /// Only sessions of `providers` are claimed (all when empty), so a provider that cannot
     /// take work now does not fill the claim with rows that must be given back while others
     /// starve.
@@ -100,6 +102,7 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
         providers: &[String],
+        only_expired: bool,
     ) -> Result<Vec<Work>, StoreError>;
     /// Extends the leases of sessions this instance is still working on.
     async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError>;

@@ -227,6 +227,7 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         limit: u32,
         providers: &[String],
+        only_expired: bool,
     ) -> Result<Vec<Work>, StoreError> {
         let now = ms(now);
         let rows = sqlx::query(
@@ -235,6 +236,7 @@ impl Store for PgStore {
                  WHERE next_check_at IS NOT NULL AND next_check_at <= $1
                    AND (lease_until IS NULL OR lease_until < $1)
                    AND (cardinality($5::text[]) = 0 OR provider = ANY($5::text[]))
+                   AND (NOT $6 OR expires_at <= $1)
                  ORDER BY next_check_at LIMIT $2
                  FOR UPDATE SKIP LOCKED)
              UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE
@@ -246,6 +248,7 @@ impl Store for PgStore {
         .bind(&self.instance)
         .bind(now + self.lease_ms)
         .bind(providers)
+        .bind(only_expired)
         .fetch_all(&self.pool)
         .await?;
         let mut work = rows

@@ -149,6 +149,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         limit: u32,
         providers: &[String],
+        only_expired: bool,
     ) -> Result<Vec<Work>, StoreError> {
         let (now, until) = (ms(now), ms(now) + self.lease_ms);
         let providers =
@@ -159,6 +160,7 @@ impl Store for SqliteStore {
                 until,
                 limit,
                 providers,
+                only_expired,
                 reply,
             })
             .await?;

@@ -182,7 +182,9 @@ async fn readiness_lists_a_provider_whose_circuit_opened() {
     };
     assert_eq!(ready().await["open_circuits"], serde_json::json!([]));
     // Every call to this signer's provider fails; after one failed call the circuit opens.
-    app.start("001099012900", serde_json::json!({"timeout_s": 30}))
+    let started = std::time::Instant::now();
+    let s = app
+        .start("001099012900", serde_json::json!({"timeout_s": 3}))
         .await;
     let mut last = Value::Null;
     for _ in 0..100 {
@@ -200,5 +202,13 @@ async fn readiness_lists_a_provider_whose_circuit_opened() {
         last["open_circuits"],
         serde_json::json!(["vnpt-smartca"]),
         "{last}"
+    );
+    // The open circuit (10 s) does not hold the session past its deadline.
+    let done = app.finish(s["id"].as_str().expect("id"), 20).await;
+    assert_eq!(done["error"]["code"], "provider_unavailable", "{done}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "ended {:?} after creation",
+        started.elapsed()
     );
 }

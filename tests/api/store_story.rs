@@ -86,12 +86,12 @@ async fn story(store: Arc<dyn Store>) {
     // Due work is claimed, then moved on by a state change with its event.
     // A claim for another provider leaves these alone.
     let other = store
-        .due(Utc::now(), 10, &["another-provider".to_owned()])
+        .due(Utc::now(), 10, &["another-provider".to_owned()], false)
         .await
         .expect("due");
     assert!(other.is_empty());
     let due = store
-        .due(Utc::now(), 10, &["vnpt-smartca".to_owned()])
+        .due(Utc::now(), 10, &["vnpt-smartca".to_owned()], false)
         .await
         .expect("due");
     assert_eq!(due.len(), 2);
@@ -123,7 +123,7 @@ async fn story(store: Arc<dyn Store>) {
 
     // Not due until its time, or until a callback wakes it.
     let due: Vec<_> = store
-        .due(Utc::now(), 10, &[])
+        .due(Utc::now(), 10, &[], false)
         .await
         .expect("due")
         .into_iter()
@@ -139,7 +139,7 @@ async fn story(store: Arc<dyn Store>) {
         "only by its own provider"
     );
     assert!(store.wake(&a.id, "vnpt-smartca").await.expect("wake"));
-    let due = store.due(Utc::now(), 10, &[]).await.expect("due");
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
     let woken = due
         .iter()
         .find(|w| w.session.id == a.id)
@@ -171,7 +171,7 @@ async fn story(store: Arc<dyn Store>) {
     };
     assert!(store.apply(late).await.expect("apply").is_none());
     assert!(store
-        .due(Utc::now(), 10, &[])
+        .due(Utc::now(), 10, &[], false)
         .await
         .expect("due")
         .iter()
@@ -272,7 +272,7 @@ async fn story(store: Arc<dyn Store>) {
         .create(&new(&c, None, 5, false))
         .await
         .expect("create");
-    let claimed = store.due(Utc::now(), 10, &[]).await.expect("due");
+    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
     assert!(claimed.iter().any(|w| w.session.id == c.id));
     assert!(store.wake(&c.id, "vnpt-smartca").await.expect("wake"));
     let mut c2 = c.clone();
@@ -285,7 +285,7 @@ async fn story(store: Arc<dyn Store>) {
         work: None,
     };
     assert!(store.apply(step).await.expect("apply").is_some());
-    let due = store.due(Utc::now(), 10, &[]).await.expect("due");
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
     assert!(
         due.iter().any(|w| w.session.id == c.id),
         "the callback's wake survived the step"
@@ -344,9 +344,18 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
         .expect("two");
     let s = session("t1", "001099012345", "r");
     one.create(&new(&s, None, 1, false)).await.expect("create");
-    assert_eq!(one.due(Utc::now(), 10, &[]).await.expect("due").len(), 1);
+    assert_eq!(
+        one.due(Utc::now(), 10, &[], false)
+            .await
+            .expect("due")
+            .len(),
+        1
+    );
     assert!(
-        two.due(Utc::now(), 10, &[]).await.expect("due").is_empty(),
+        two.due(Utc::now(), 10, &[], false)
+            .await
+            .expect("due")
+            .is_empty(),
         "leased to one"
     );
     // Renewal keeps it; without renewal (the instance died) it moves on.
@@ -354,12 +363,18 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
     one.renew(std::slice::from_ref(&s.id)).await.expect("renew");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        two.due(Utc::now(), 10, &[]).await.expect("due").is_empty(),
+        two.due(Utc::now(), 10, &[], false)
+            .await
+            .expect("due")
+            .is_empty(),
         "renewed"
     );
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(
-        two.due(Utc::now(), 10, &[]).await.expect("due").len(),
+        two.due(Utc::now(), 10, &[], false)
+            .await
+            .expect("due")
+            .len(),
         1,
         "taken over"
     );

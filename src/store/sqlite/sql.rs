@@ -224,12 +224,14 @@ pub(super) async fn claim(
     until: i64,
     limit: u32,
     providers: &str,
+    only_expired: bool,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {
     let rows = sqlx::query(
         "UPDATE sessions SET next_check_at = ?1, claimed = 1
          WHERE id IN (SELECT id FROM sessions
                       WHERE next_check_at IS NOT NULL AND next_check_at <= ?2
                         AND (?4 = '[]' OR provider IN (SELECT value FROM json_each(?4)))
+                        AND (?5 = 0 OR expires_at <= ?2)
                       ORDER BY next_check_at LIMIT ?3)
          RETURNING body, work",
     )
@@ -237,6 +239,7 @@ pub(super) async fn claim(
     .bind(now)
     .bind(limit)
     .bind(providers)
+    .bind(only_expired)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()

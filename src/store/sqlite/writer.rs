@@ -53,6 +53,7 @@ pub(super) enum Op {
         limit: u32,
         /// JSON array of provider ids; `[]` for all.
         providers: String,
+        only_expired: bool,
         reply: oneshot::Sender<Result<Claimed, StoreError>>,
     },
     /// `sql` with `(…)` standing for the id list and one leading time parameter.
@@ -224,10 +225,11 @@ async fn execute(
             until,
             limit,
             providers,
+            only_expired,
             reply,
         } => attempt!(
             reply,
-            claim(conn, now, until, limit, &providers),
+            claim(conn, now, until, limit, &providers, only_expired),
             Reply::Rows
         ),
         Op::Ids {
