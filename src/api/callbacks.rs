@@ -58,12 +58,9 @@ pub async fn callback(
         let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
             continue;
         };
-        if app.engine.store.wake(&id, &provider).await? {
+        if app.engine.push(&id, &provider).await? {
             woken += 1;
         }
-    }
-    if woken > 0 {
-        app.engine.wake();
     }
     let result = if woken > 0 { "woken" } else { "ignored" };
     metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result)

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::domain::SessionId;
 use crate::events::Hub;
 use crate::providers::registry::{ProviderEntry, Registry};
-use crate::store::{Change, Event, Store, StoreError};
+use crate::store::{Change, Event, Store, StoreError, Woken};
 
 pub use step::WorkState;
 
@@ -63,6 +63,41 @@ impl Engine {
     /// Asks the scheduler to look for due work now (a session was created or a callback came).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A provider pushed news of session `id`. When the provider can take a call now, the
+    /// session is claimed in the same write that wakes it and its check starts here, without
+    /// waiting for a scheduler pass; otherwise it is only made due. Returns whether the push
+    /// named an unfinished session of `provider`.
+    pub async fn push(
+        self: &Arc<Self>,
+        id: &SessionId,
+        provider: &str,
+    ) -> Result<bool, StoreError> {
+        let entry = self.providers.get(provider).cloned();
+        let permit = entry
+            .as_ref()
+            .filter(|e| e.breaker.allows() && e.rate.available() > 0)
+            .filter(|_| !self.in_flight_contains(id.as_str()))
+            .and_then(|e| e.in_flight.clone().try_acquire_owned().ok());
+        let woken = self.store.wake(id, provider, permit.is_some()).await?;
+        let found = woken.found();
+        match (woken, entry, permit) {
+            (Woken::Claimed(work), Some(entry), Some(permit))
+                if !self.in_flight_contains(id.as_str())
+                    && entry.rate.try_take_n(calls(&entry, &work)) =>
+            {
+                self.start(entry, *work, Some(permit));
+            }
+            (Woken::Claimed(work), ..) => {
+                // The tokens went to another session meanwhile: the scheduler takes it.
+                self.store.release(&[work.session.id]).await?;
+                self.wake();
+            }
+            (Woken::Marked, ..) => self.wake(),
+            (Woken::Missing, ..) => {}
+        }
+        Ok(found)
     }
 
     /// Writes a state change with its event and publishes the event.
@@ -207,22 +242,33 @@ impl Engine {
                     }
                 }
             };
-            self.in_flight_set(&id, true);
-            let engine = Arc::clone(self);
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(e) = step::run(&engine, &entry, work).await {
-                    tracing::error!(session = %id, error = %e, "session step failed; it stays due");
-                }
-                engine.in_flight_set(&id, false);
-                engine.wake();
-            });
+            self.start(entry, work, permit);
         }
         if !skipped.is_empty() {
             metrics::counter!("kyso_sessions_released_total").increment(skipped.len() as u64);
             self.store.release(&skipped).await?;
         }
         Ok(claimed)
+    }
+
+    /// Runs one step of a claimed session on its own task.
+    fn start(
+        self: &Arc<Self>,
+        entry: Arc<ProviderEntry>,
+        work: crate::store::Work,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        let id = work.session.id.to_string();
+        self.in_flight_set(&id, true);
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = step::run(&engine, &entry, work).await {
+                tracing::error!(session = %id, error = %e, "session step failed; it stays due");
+            }
+            engine.in_flight_set(&id, false);
+            engine.wake();
+        });
     }
 
     fn in_flight_contains(&self, id: &str) -> bool {

@@ -65,6 +65,24 @@ pub struct Work {
     pub work: Option<String>,
 }
 
+/// What a provider push did to a session.
+#[derive(Debug)]
+pub enum Woken {
+    /// No unfinished session of that provider has the id.
+    Missing,
+    /// Due now, or marked to be due as soon as the step in flight writes.
+    Marked,
+    /// Claimed for this instance (only when asked to claim).
+    Claimed(Box<Work>),
+}
+
+impl Woken {
+    /// The push named an unfinished session of its provider.
+    pub fn found(&self) -> bool {
+        !matches!(self, Woken::Missing)
+    }
+}
+
 /// A state change: the new session, the status it must still have in the database (so a
 /// concurrent cancel wins cleanly), and the engine state to keep.
 #[derive(Debug, Clone)]
@@ -126,8 +144,10 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Makes an unfinished session due now (a provider callback arrived).
     /// Only a session of `provider`: a push on one provider's callback URL cannot wake
-    /// another provider's sessions.
-    async fn wake(&self, id: &SessionId, provider: &str) -> Result<bool, StoreError>;
+    /// another provider's sessions. With `claim`, a session nobody is working on is claimed
+    /// for this instance in the same write, so its check can start at once; one already in
+    /// flight is marked so that its step's write leaves it due now.
+    async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError>;
     async fn events_after(
         &self,
         tenant: &str,

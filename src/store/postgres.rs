@@ -11,16 +11,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     decode, encode, event_from_row, from_ms, ms, render_frame, Change, Created, Event, ListFilter,
-    NewSession, Store, StoreError, StoreOptions, Work,
+    NewSession, Store, StoreError, StoreOptions, Woken, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
 
 mod fan_in;
+mod writer;
 
 const CHANNEL: &str = "kyso_events";
 
@@ -28,13 +29,21 @@ pub struct PgStore {
     pool: PgPool,
     instance: String,
     lease_ms: i64,
+    /// Creates and status changes, committed in groups by [`writer`].
+    writes: mpsc::Sender<writer::Op>,
 }
+
+/// Changes waiting for the writer before callers wait to enqueue.
+const QUEUE: usize = 16_384;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Notice {
     /// The instance that committed the event.
     i: String,
     t: String,
+    /// The first and last sequence numbers this notice announces (one commit's events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<i64>,
     s: i64,
     /// Commit time (ms), for the fan-out lag metric.
     at: i64,
@@ -48,11 +57,30 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let (writes, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
         Ok(Self {
             pool,
             instance: options.instance.clone(),
             lease_ms: options.lease.as_millis() as i64,
+            writes,
         })
+    }
+
+    /// Queues a change for the writer and waits for its commit.
+    async fn write<T>(
+        &self,
+        change: writer::Change,
+        reply: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Reply,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
+        let op = writer::Op {
+            change,
+            reply: reply(tx),
+        };
+        self.writes.send(op).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
     }
 
     async fn write_event(
@@ -87,6 +115,7 @@ impl PgStore {
         let notice = Notice {
             i: self.instance.clone(),
             t: session.tenant.clone(),
+            f: None,
             s: seq,
             at: ms(Utc::now()),
         };
@@ -105,26 +134,35 @@ impl PgStore {
             frame: frame.into(),
         })
     }
+}
 
-    async fn existing(&self, tenant: &str, key: &str, hash: &[u8]) -> Result<Created, StoreError> {
-        let row = sqlx::query(
-            "SELECT request_hash, body FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
-        )
-        .bind(tenant)
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await?;
-        let stored: Vec<u8> = row.try_get("request_hash")?;
-        if stored != hash {
-            return Ok(Created::IdempotencyMismatch);
-        }
-        Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)))
+/// The session an idempotency key already names, or a mismatch if the request differs.
+async fn existing(pool: &PgPool, new: &NewSession) -> Result<Created, StoreError> {
+    let key = new.idempotency_key.as_deref().unwrap_or_default();
+    let row = sqlx::query(
+        "SELECT request_hash, body FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
+    )
+    .bind(&new.session.tenant)
+    .bind(key)
+    .fetch_one(pool)
+    .await?;
+    let stored: Vec<u8> = row.try_get("request_hash")?;
+    if stored != new.request_hash {
+        return Ok(Created::IdempotencyMismatch);
     }
+    Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)))
 }
 
 #[async_trait]
 impl Store for PgStore {
     async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
+        if new.allow_concurrent {
+            let change = writer::Change::Create(Box::new(new.clone()));
+            return self.write(change, writer::Reply::Created).await;
+        }
+        // The busy check takes an advisory lock per signer; such creates keep their own
+        // transaction, so a batch never holds those locks in an order another instance's
+        // batch could cross.
         let s = &new.session;
         let mut tx = self.pool.begin().await?;
         if !new.allow_concurrent {
@@ -145,7 +183,7 @@ impl Store for PgStore {
             .await?;
             if found.is_some() {
                 drop(tx);
-                return self.existing(&s.tenant, key, &new.request_hash).await;
+                return existing(&self.pool, new).await;
             }
         }
         if !new.allow_concurrent {
@@ -186,8 +224,7 @@ impl Store for PgStore {
         if inserted == 0 {
             // Another instance inserted the same idempotency key meanwhile.
             drop(tx);
-            let key = new.idempotency_key.as_deref().unwrap_or_default();
-            return self.existing(&s.tenant, key, &new.request_hash).await;
+            return existing(&self.pool, new).await;
         }
         let event = self.write_event(&mut tx, s, &body).await?;
         tx.commit().await?;
@@ -314,38 +351,19 @@ impl Store for PgStore {
 
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
         let s = change.session;
-        let body = encode(s)?;
-        let next = if s.status.is_terminal() {
+        let next_check_at = if s.status.is_terminal() {
             None
         } else {
             change.next_check_at.map(ms)
         };
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            // A callback that came while this change was in flight makes the next check due
-            // now rather than at the scheduled time.
-            "UPDATE sessions SET status = $1, body = $2,
-                 next_check_at = CASE WHEN woken AND $3::bigint IS NOT NULL
-                                      THEN LEAST($3::bigint, $7) ELSE $3::bigint END,
-                 work = $4, lease_owner = NULL, lease_until = NULL, woken = FALSE
-             WHERE id = $5 AND status = $6",
-        )
-        .bind(s.status.as_str())
-        .bind(&body)
-        .bind(next)
-        .bind(change.work)
-        .bind(s.id.as_str())
-        .bind(change.expected.as_str())
-        .bind(ms(Utc::now()))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(None);
-        }
-        let event = self.write_event(&mut tx, s, &body).await?;
-        tx.commit().await?;
-        Ok(Some(event))
+        let change = writer::Change::Apply {
+            session: Box::new(s.clone()),
+            body: encode(s)?,
+            expected: change.expected,
+            next_check_at,
+            work: change.work.map(str::to_owned),
+        };
+        self.write(change, writer::Reply::Applied).await
     }
 
     async fn reschedule(
@@ -375,18 +393,40 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
-    async fn wake(&self, id: &SessionId, provider: &str) -> Result<bool, StoreError> {
+    async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError> {
+        let now = ms(Utc::now());
+        if claim {
+            let row = sqlx::query(
+                "UPDATE sessions SET lease_owner = $4, lease_until = $5, woken = FALSE
+                 WHERE id = $2 AND provider = $3 AND next_check_at IS NOT NULL
+                   AND (lease_until IS NULL OR lease_until < $1)
+                 RETURNING body, work",
+            )
+            .bind(now)
+            .bind(id.as_str())
+            .bind(provider)
+            .bind(&self.instance)
+            .bind(now + self.lease_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return Ok(Woken::Claimed(Box::new(Work {
+                    session: decode(row.try_get("body")?)?,
+                    work: row.try_get("work")?,
+                })));
+            }
+        }
         let n = sqlx::query(
             "UPDATE sessions SET next_check_at = LEAST(next_check_at, $1), woken = TRUE
              WHERE id = $2 AND provider = $3 AND next_check_at IS NOT NULL",
         )
-        .bind(ms(Utc::now()))
+        .bind(now)
         .bind(id.as_str())
         .bind(provider)
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok(n > 0)
+        Ok(if n > 0 { Woken::Marked } else { Woken::Missing })
     }
 
     async fn events_after(

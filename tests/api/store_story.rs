@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use kyso::domain::{Format, Purpose, Session, SessionId, Status};
 use kyso::events::Hub;
-use kyso::store::{self, Change, Created, ListFilter, NewSession, Store, StoreOptions};
+use kyso::store::{self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken};
 
 use crate::pg::fresh_db;
 
@@ -135,10 +135,18 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .expect("release");
     assert!(
-        !store.wake(&a.id, "viettel-sim").await.expect("wake"),
+        !store
+            .wake(&a.id, "viettel-sim", false)
+            .await
+            .expect("wake")
+            .found(),
         "only by its own provider"
     );
-    assert!(store.wake(&a.id, "vnpt-smartca").await.expect("wake"));
+    assert!(store
+        .wake(&a.id, "vnpt-smartca", false)
+        .await
+        .expect("wake")
+        .found());
     let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
     let woken = due
         .iter()
@@ -160,7 +168,11 @@ async fn story(store: Arc<dyn Store>) {
         work: None,
     };
     assert!(store.apply(done).await.expect("apply").is_some());
-    assert!(!store.wake(&a.id, "vnpt-smartca").await.expect("wake"));
+    assert!(!store
+        .wake(&a.id, "vnpt-smartca", false)
+        .await
+        .expect("wake")
+        .found());
     let mut a4 = a2.clone();
     a4.become_(Status::Rejected, Utc::now());
     let late = Change {
@@ -274,7 +286,11 @@ async fn story(store: Arc<dyn Store>) {
         .expect("create");
     let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
     assert!(claimed.iter().any(|w| w.session.id == c.id));
-    assert!(store.wake(&c.id, "vnpt-smartca").await.expect("wake"));
+    assert!(store
+        .wake(&c.id, "vnpt-smartca", false)
+        .await
+        .expect("wake")
+        .found());
     let mut c2 = c.clone();
     c2.become_(Status::AwaitingUser, Utc::now());
     let later = Utc::now() + chrono::Duration::seconds(60);
@@ -292,6 +308,35 @@ async fn story(store: Arc<dyn Store>) {
     );
     store
         .release(&due.iter().map(|w| w.session.id.clone()).collect::<Vec<_>>())
+        .await
+        .expect("release");
+
+    // A push may claim the session it wakes, so its check starts without a scheduler pass;
+    // a session already claimed is only marked, and is claimed by nobody else meanwhile.
+    let d = session("t1", "001099012348", "r4");
+    store
+        .create(&new(&d, None, 6, false))
+        .await
+        .expect("create");
+    match store.wake(&d.id, "vnpt-smartca", true).await.expect("wake") {
+        Woken::Claimed(w) => assert_eq!(w.session.id, d.id),
+        other => panic!("expected a claim, got {other:?}"),
+    }
+    assert!(matches!(
+        store.wake(&d.id, "vnpt-smartca", true).await.expect("wake"),
+        Woken::Marked
+    ));
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert!(
+        due.iter().all(|w| w.session.id != d.id),
+        "a claimed session is nobody else's"
+    );
+    assert!(matches!(
+        store.wake(&d.id, "viettel-sim", true).await.expect("wake"),
+        Woken::Missing
+    ));
+    store
+        .release(std::slice::from_ref(&d.id))
         .await
         .expect("release");
 

@@ -53,7 +53,9 @@ impl PgStore {
                 let Ok(notice) = serde_json::from_str::<Notice>(note.payload()) else {
                     continue;
                 };
-                let seen = last.entry(notice.t.clone()).or_insert(notice.s - 1);
+                let seen = last
+                    .entry(notice.t.clone())
+                    .or_insert(notice.f.unwrap_or(notice.s) - 1);
                 if notice.i == self.instance {
                     *seen = (*seen).max(notice.s);
                     continue;

@@ -200,13 +200,36 @@ pub(super) async fn reschedule(
     Ok(n > 0)
 }
 
+/// Claims the session until `claim_until` if nobody works on it (and `claim_until` is given);
+/// otherwise makes it due now and marks it woken for the step in flight. Returns the claimed
+/// (body, work), or whether an unfinished session of `provider` was found.
 pub(super) async fn wake(
     conn: &mut SqliteConnection,
     id: &SessionId,
     provider: &str,
-) -> Result<bool, StoreError> {
+    claim_until: Option<i64>,
+) -> Result<Result<(String, Option<String>), bool>, StoreError> {
+    if let Some(until) = claim_until {
+        let row = sqlx::query(
+            "UPDATE sessions SET next_check_at = ?, claimed = 1, woken = 0
+             WHERE id = ? AND provider = ? AND next_check_at IS NOT NULL AND claimed = 0
+             RETURNING body, work",
+        )
+        .bind(until)
+        .bind(id.as_str())
+        .bind(provider)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Ok((row.try_get("body")?, row.try_get("work")?)));
+        }
+    }
     let n = sqlx::query(
-        "UPDATE sessions SET next_check_at = MIN(next_check_at, ?), woken = 1
+        // A claimed session keeps its lease (its step's write makes it due now).
+        "UPDATE sessions
+         SET next_check_at = CASE WHEN claimed = 1 THEN next_check_at
+                                  ELSE MIN(next_check_at, ?) END,
+             woken = 1
          WHERE id = ? AND provider = ? AND next_check_at IS NOT NULL",
     )
     .bind(ms(Utc::now()))
@@ -215,7 +238,7 @@ pub(super) async fn wake(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(n > 0)
+    Ok(Err(n > 0))
 }
 
 pub(super) async fn claim(
@@ -227,7 +250,7 @@ pub(super) async fn claim(
     only_expired: bool,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {
     let rows = sqlx::query(
-        "UPDATE sessions SET next_check_at = ?1, claimed = 1
+        "UPDATE sessions SET next_check_at = ?1, claimed = 1, woken = 0
          WHERE id IN (SELECT id FROM sessions
                       WHERE next_check_at IS NOT NULL AND next_check_at <= ?2
                         AND (?4 = '[]' OR provider IN (SELECT value FROM json_each(?4)))

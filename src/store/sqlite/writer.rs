@@ -24,6 +24,9 @@ const MAX_BATCH: usize = 256;
 /// Claimed due sessions: (body, work).
 type Claimed = Vec<(String, Option<String>)>;
 
+/// A wake's answer: the claimed (body, work), or whether the session was found.
+pub(super) type Woke = Result<(String, Option<String>), bool>;
+
 /// One write and where its answer goes.
 pub(super) enum Op {
     Create(
@@ -45,7 +48,13 @@ pub(super) enum Op {
         work: Option<String>,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
-    Wake(SessionId, String, oneshot::Sender<Result<bool, StoreError>>),
+    /// Wakes a session; claims it until the time given, if nobody works on it.
+    Wake {
+        id: SessionId,
+        provider: String,
+        claim_until: Option<i64>,
+        reply: oneshot::Sender<Result<Woke, StoreError>>,
+    },
     /// Claims up to `limit` due sessions until `until`: (body, work) rows.
     Claim {
         now: i64,
@@ -74,6 +83,7 @@ enum Reply {
     ),
     Flag(oneshot::Sender<Result<bool, StoreError>>, bool),
     Rows(oneshot::Sender<Result<Claimed, StoreError>>, Claimed),
+    Woke(oneshot::Sender<Result<Woke, StoreError>>, Woke),
     Done(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -84,6 +94,7 @@ impl Reply {
             Reply::Event(tx, v) => drop(tx.send(Ok(v))),
             Reply::Flag(tx, v) => drop(tx.send(Ok(v))),
             Reply::Rows(tx, v) => drop(tx.send(Ok(v))),
+            Reply::Woke(tx, v) => drop(tx.send(Ok(v))),
             Reply::Done(tx) => drop(tx.send(Ok(()))),
         }
     }
@@ -95,6 +106,7 @@ impl Reply {
             Reply::Event(tx, _) => drop(tx.send(Err(e()))),
             Reply::Flag(tx, _) => drop(tx.send(Err(e()))),
             Reply::Rows(tx, _) => drop(tx.send(Err(e()))),
+            Reply::Woke(tx, _) => drop(tx.send(Err(e()))),
             Reply::Done(tx) => drop(tx.send(Err(e()))),
         }
     }
@@ -107,7 +119,8 @@ impl Op {
         match self {
             Op::Create(_, tx) => drop(tx.send(Err(e()))),
             Op::Apply { reply, .. } => drop(reply.send(Err(e()))),
-            Op::Reschedule { reply, .. } | Op::Wake(_, _, reply) => drop(reply.send(Err(e()))),
+            Op::Reschedule { reply, .. } => drop(reply.send(Err(e()))),
+            Op::Wake { reply, .. } => drop(reply.send(Err(e()))),
             Op::Claim { reply, .. } => drop(reply.send(Err(e()))),
             Op::Ids { reply, .. } => drop(reply.send(Err(e()))),
         }
@@ -217,9 +230,15 @@ async fn execute(
             reschedule(conn, &id, expected, next_check_at, work.as_deref()),
             Reply::Flag
         ),
-        Op::Wake(id, provider, reply) => {
-            attempt!(reply, wake(conn, &id, &provider), Reply::Flag)
-        }
+        Op::Wake {
+            id,
+            provider,
+            claim_until,
+            reply,
+        } => match wake(conn, &id, &provider, claim_until).await {
+            Ok(v) => Ok(Reply::Woke(reply, v)),
+            Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
+        },
         Op::Claim {
             now,
             until,
