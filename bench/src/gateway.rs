@@ -16,12 +16,26 @@ use kyso::startup::Application;
 
 pub const API_KEY: &str = "kyso-bench-key";
 pub const TENANT: &str = "bench";
-/// The SmartCA provider ids: the first is the one the mock's webhook names.
+/// The SmartCA provider ids: `vnpt-smartca`, then `vnpt-smartca-2`, `-3`, …
 pub fn provider_id(i: usize) -> String {
     if i == 0 {
         "vnpt-smartca".into()
     } else {
         format!("vnpt-smartca-{}", i + 1)
+    }
+}
+
+/// Instance `i`'s SmartCA SP account (`sp_id`, `sp_password`): the mock's default account for
+/// the first, its own for each other, numbered like [`provider_id`]. One account per instance
+/// is what gives each its own webhook URL at the mock, so every instance is woken by push.
+pub fn sp_account(i: usize) -> (String, String) {
+    if i == 0 {
+        ("kyso-dev".into(), "kyso-dev-secret".into())
+    } else {
+        (
+            format!("kyso-dev-{}", i + 1),
+            format!("kyso-dev-{}-secret", i + 1),
+        )
     }
 }
 
@@ -31,7 +45,8 @@ pub struct Spec {
     pub db_url: String,
     pub smartca_url: String,
     pub root: PathBuf,
-    /// SmartCA instances, all pointing at the same mock.
+    /// SmartCA instances, all pointing at the same mock, each with its own SP account there
+    /// ([`sp_account`]).
     pub instances: usize,
     pub provider_rate: u32,
     pub max_in_flight: usize,
@@ -61,6 +76,7 @@ signer_requests_per_minute = 100000000
             key = hash_api_key(API_KEY),
         );
         for i in 0..self.instances.max(1) {
+            let (sp_id, sp_password) = sp_account(i);
             s += &format!(
                 r#"
 [providers.{id}]
@@ -71,8 +87,8 @@ max_in_flight = {in_flight}
 rate_per_s = {rate}
 [providers.{id}.smartca]
 base_url = "{url}"
-sp_id = "kyso-dev"
-sp_password = "kyso-dev-secret"
+sp_id = "{sp_id}"
+sp_password = "{sp_password}"
 poll_first_ms = {first}
 poll_interval_ms = {interval}
 "#,

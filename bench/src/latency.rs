@@ -14,7 +14,7 @@ use kyso::domain::SessionId;
 use serde_json::json;
 
 use crate::client::{follow_events, Client, Tracker};
-use crate::gateway::{provider_id, Gateway, Spec};
+use crate::gateway::{provider_id, sp_account, Gateway, Spec};
 use crate::mock::Mock;
 use crate::stats::Spread;
 use crate::Ctx;
@@ -63,6 +63,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Latency> {
         poll_first_ms: never,
         poll_interval_ms: never,
     };
+    // Accounts without webhook URLs: the bench sends the pushes itself.
+    mock.smartca_accounts(spec.instances, None)?;
     let gw = Gateway::start(&spec, &ctx.dir, "latency")?;
     let tracker = Arc::new(Tracker::default());
     follow_events(gw.addr, tracker.clone()).await?;
@@ -100,20 +102,22 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Latency> {
     // The mock settles approvals on a 100 ms ticker; give it that long.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ids: Arc<Vec<String>> = Arc::new(created.into_iter().map(|(id, _)| id).collect());
-    let hook_url = gw.url("/callbacks/vnpt-smartca");
+    let hook_url = gw.url(&format!("/callbacks/{}", provider_id(0)));
+    let (sp_id, _) = sp_account(0);
     let callback_rate = paced(n, rate, |i| {
-        let (http, url, ids, tracker) = (
+        let (http, url, ids, tracker, sp_id) = (
             client.http().clone(),
             hook_url.clone(),
             ids.clone(),
             tracker.clone(),
+            sp_id.clone(),
         );
         async move {
             let id = &ids[i];
             let tx = SessionId::parse(id)
                 .map(|s| s.transaction_id())
                 .unwrap_or_default();
-            let body = json!({"sp_id": "kyso-dev", "status_code": 200, "message": "SUCCESS",
+            let body = json!({"sp_id": sp_id, "status_code": 200, "message": "SUCCESS",
                 "transaction_id": tx, "signed_files": null});
             tracker.mark(id, Instant::now());
             http.post(&url)

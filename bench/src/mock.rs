@@ -14,10 +14,12 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use mock_carriers::pki::Provider;
-use mock_carriers::{MockCarriers, MockConfig};
+use mock_carriers::{MockCarriers, MockConfig, SmartCaAccount};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+
+use crate::gateway::{provider_id, sp_account, Gateway};
 
 /// Width of one counting bucket.
 pub const BUCKET: Duration = Duration::from_millis(100);
@@ -162,6 +164,24 @@ impl Mock {
 
     pub fn smartca_url(&self) -> String {
         format!("http://{}/sca/sp769", self.addr)
+    }
+
+    /// Registers the SP account of each of the gateway's `instances` SmartCA providers
+    /// ([`sp_account`]). With a gateway, each account pushes its webhooks to that instance's
+    /// own callback URL; without one, nobody is pushed to (sessions are found by polling).
+    pub fn smartca_accounts(
+        &self,
+        instances: usize,
+        gateway: Option<&Gateway>,
+    ) -> anyhow::Result<()> {
+        for i in 0..instances.max(1) {
+            let (sp_id, sp_password) = sp_account(i);
+            let webhook = gateway.map(|gw| gw.url(&format!("/callbacks/{}", provider_id(i))));
+            self.carriers
+                .add_smartca_account(SmartCaAccount::new(sp_id, sp_password, webhook))
+                .with_context(|| format!("SmartCA account of instance {i}"))?;
+        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,9 @@
 //! `--concurrency` portal connections with at most `--window` unfinished at once, each counted
 //! when its terminal event arrives on the WebSocket. The path is the real one: create →
 //! engine → SmartCA get_certificate + sign → the mock's webhook → status → verification →
-//! commit → WebSocket. Spread over 1, 2 or 4 SmartCA instances (all at the same mock) to show
-//! whether a provider's own limits or the gateway bound the rate.
+//! commit → WebSocket. Spread over 1, 2 or 4 SmartCA instances (all at the same mock, each
+//! with its own SP account whose webhook names that instance's callback URL, so every instance
+//! is woken by push) to show whether a provider's own limits or the gateway bound the rate.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,9 +46,9 @@ pub async fn run(
         poll_first_ms: 5_000,
         poll_interval_ms: 3_000,
     };
+    mock.smartca_accounts(instances, None)?;
     let gw = Gateway::start(&spec, &ctx.dir, name)?;
-    mock.carriers
-        .set_smartca_webhook_url(Some(gw.url("/callbacks/vnpt-smartca")));
+    mock.smartca_accounts(instances, Some(&gw))?;
     let tracker = Arc::new(Tracker::default());
     follow_events(gw.addr, tracker.clone()).await?;
     let client = Client::new(gw.url(""))?;

@@ -9,7 +9,8 @@
 //!   and CRL DP name.
 //! - [`behaviour`] — what a signer's last three digits make the mock do, and transport faults.
 //! - [`requests`] — the phone prompts every provider front end creates and the phone decides.
-//! - `smartca` — VNPT SmartCA SP769 (`/sca/sp769/...`) and its webhook.
+//! - `smartca` — VNPT SmartCA SP769 (`/sca/sp769/...`), its service-provider accounts and
+//!   their webhooks.
 //! - `mssp` — the ETSI TS 102 204 MSSPs of the SIM carriers (`/mssp/{carrier}/soap/...`)
 //!   and their asynchServerServer notifications.
 //! - `phone` — `GET /phone/{signer}`, the virtual phone page.
@@ -37,7 +38,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -49,6 +50,7 @@ use requests::Store;
 use state::Shared;
 
 pub use mssp::ApCredentials;
+pub use smartca::accounts::{SmartCaAccount, SmartCaAccountError};
 
 /// How the mock carriers behave.
 #[derive(Debug, Clone)]
@@ -57,11 +59,16 @@ pub struct MockConfig {
     pub state_dir: PathBuf,
     /// How long an ordinary signer takes to approve (or a `401` signer to refuse).
     pub approve_delay_ms: u64,
-    /// The SmartCA `sp_id`/`sp_password` callers must present; wrong ones get status_code 401.
+    /// The default SmartCA account: the `sp_id`/`sp_password` callers present; wrong ones get
+    /// status_code 401.
     pub smartca_sp_id: String,
     pub smartca_sp_password: String,
-    /// Where to POST the SP769 webhook when a request completes.
+    /// Where to POST the SP769 webhook when a request of the default account completes.
     pub smartca_webhook_url: Option<String>,
+    /// Further SmartCA accounts, each accepted with its own password and pushing its own
+    /// requests to its own webhook URL (as VNPT registers one callback per SP account).
+    /// Validated by [`MockCarriers::new`]; an `sp_id` may appear only once.
+    pub smartca_accounts: Vec<SmartCaAccount>,
     /// AP credentials per SIM carrier id (`viettel-sim`, `vnpt-sim`, `mobifone-sim`);
     /// a carrier not listed accepts [`ApCredentials::default`] (`kyso-dev-ap` /
     /// `kyso-dev-ap-secret`). Wrong ones get fault 104.
@@ -83,6 +90,7 @@ impl Default for MockConfig {
             smartca_sp_id: "kyso-dev".to_owned(),
             smartca_sp_password: "kyso-dev-secret".to_owned(),
             smartca_webhook_url: None,
+            smartca_accounts: Vec::new(),
             mssp_aps: BTreeMap::new(),
             mssp_strict_vn: false,
             mssp_notification_url: None,
@@ -98,8 +106,16 @@ pub struct MockCarriers {
 }
 
 impl MockCarriers {
-    /// Loads the PKI from `config.state_dir`, creating what is missing.
+    /// Loads the PKI from `config.state_dir`, creating what is missing. Fails on an invalid or
+    /// repeated extra SmartCA account.
     pub fn new(config: MockConfig) -> anyhow::Result<Self> {
+        let default_account = SmartCaAccount::new(
+            config.smartca_sp_id,
+            config.smartca_sp_password,
+            config.smartca_webhook_url,
+        );
+        let smartca = smartca::Accounts::new(default_account, config.smartca_accounts)
+            .context("SmartCA accounts")?;
         let pki = Pki::load_or_create(&config.state_dir)
             .with_context(|| format!("mock PKI in {}", config.state_dir.display()))?;
         let shared = Shared {
@@ -107,9 +123,7 @@ impl MockCarriers {
             store: Store::new(Duration::from_millis(config.approve_delay_ms)),
             faults: behaviour::Faults::default(),
             webhooks: webhook::WebhookSender::new().context("webhook HTTP client")?,
-            smartca_sp_id: config.smartca_sp_id,
-            smartca_sp_password: config.smartca_sp_password,
-            smartca_webhook_url: RwLock::new(config.smartca_webhook_url),
+            smartca,
             mssp: mssp::MsspState::new(
                 config.mssp_aps,
                 config.mssp_strict_vn,
@@ -168,14 +182,27 @@ impl MockCarriers {
         self.shared.pki.public_url()
     }
 
-    /// Changes (or clears) the SmartCA webhook target; the dev stack learns the gateway's
-    /// port only after the mock starts.
+    /// Changes (or clears) the default SmartCA account's webhook target; the dev stack learns
+    /// the gateway's port only after the mock starts.
     pub fn set_smartca_webhook_url(&self, url: Option<String>) {
-        *self
-            .shared
-            .smartca_webhook_url
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = url;
+        self.shared.smartca.set_default_webhook_url(url);
+    }
+
+    /// Registers a SmartCA account, or replaces the password and webhook URL of the one with
+    /// that `sp_id` (the default account included). Requests it already made keep going to
+    /// whatever URL the account has when they finish.
+    pub fn add_smartca_account(&self, account: SmartCaAccount) -> Result<(), SmartCaAccountError> {
+        self.shared.smartca.upsert(account)
+    }
+
+    /// Changes (or clears) the webhook target of the SmartCA account `sp_id`; the URL must be
+    /// an absolute http(s) URL and the account registered.
+    pub fn set_smartca_webhook_url_for(
+        &self,
+        sp_id: &str,
+        url: Option<String>,
+    ) -> Result<(), SmartCaAccountError> {
+        self.shared.smartca.set_webhook_url(sp_id, url)
     }
 
     /// Changes (or clears) where MSSP notifications go for requests without AP_URL; `{carrier}`

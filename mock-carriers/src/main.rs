@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use mock_carriers::{serve, ApCredentials, MockCarriers, MockConfig};
+use mock_carriers::{serve, ApCredentials, MockCarriers, MockConfig, SmartCaAccount};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,9 +34,20 @@ struct Args {
         hide_env_values = true
     )]
     smartca_sp_password: String,
-    /// Where to POST SmartCA webhooks when a request completes.
+    /// Where to POST SmartCA webhooks when a request of the default account completes.
     #[arg(long, env = "MOCK_SMARTCA_WEBHOOK_URL")]
     smartca_webhook_url: Option<String>,
+    /// A further SmartCA account, `SP_ID:PASSWORD[:WEBHOOK_URL]`, accepted with its own
+    /// password and pushing its requests to its own URL. Repeatable; the variable takes a
+    /// comma-separated list.
+    #[arg(
+        long = "smartca-account",
+        value_name = "SP_ID:PASSWORD[:WEBHOOK_URL]",
+        env = "MOCK_SMARTCA_ACCOUNTS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    smartca_accounts: Vec<SmartCaAccount>,
     /// AP_ID the three MSSPs accept.
     #[arg(long, env = "MOCK_MSSP_AP_ID", default_value = "kyso-dev-ap")]
     mssp_ap_id: String,
@@ -85,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         smartca_sp_id: args.smartca_sp_id,
         smartca_sp_password: args.smartca_sp_password,
         smartca_webhook_url: args.smartca_webhook_url,
+        smartca_accounts: args.smartca_accounts,
         mssp_aps,
         mssp_strict_vn: args.mssp_strict_vn,
         mssp_notification_url: args.mssp_notification_url,

@@ -49,6 +49,8 @@ pub enum Extra {
     None,
     /// The MSSP transaction: messaging mode, where to notify, how to answer.
     Mssp(Arc<crate::mssp::Transaction>),
+    /// The SmartCA service-provider account that asked: its webhook URL gets the push.
+    SmartCa { sp_id: String },
 }
 
 /// A prompt on the virtual phone.

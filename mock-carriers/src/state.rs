@@ -3,7 +3,7 @@
 //! settling time-driven outcomes (and announcing what finished) and producing the signatures
 //! a behaviour calls for.
 
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -19,9 +19,7 @@ pub(crate) struct Shared {
     pub store: Store,
     pub faults: Faults,
     pub webhooks: WebhookSender,
-    pub smartca_sp_id: String,
-    pub smartca_sp_password: String,
-    pub smartca_webhook_url: RwLock<Option<String>>,
+    pub smartca: smartca::Accounts,
     pub mssp: crate::mssp::MsspState,
 }
 

@@ -1,13 +1,18 @@
 //! The VNPT SmartCA "SP769" front end under `/sca/sp769`: certificate listing, sign (one
 //! phone prompt per caller transaction id), status by transaction id or tran_code, and the
-//! webhook push. Application outcomes answer HTTP 200 with the code in `status_code` (see
+//! webhook push, each service-provider account with its own credentials and webhook URL
+//! ([`accounts`]). Application outcomes answer HTTP 200 with the code in `status_code` (see
 //! [`wire::Answer`]); only transport-level trouble uses other HTTP statuses — 400 for a body
 //! that is not JSON, 413 for one over the limit, and the fault rows (500, 503, dropped
 //! connection, 5 s delay). Sign lives here; `certificates` and `status` hold the other calls.
 
+pub mod accounts;
 mod certificates;
 mod status;
 pub mod wire;
+
+pub(crate) use accounts::Accounts;
+pub(crate) use status::announce;
 
 use std::sync::Arc;
 
@@ -23,7 +28,7 @@ use serde::Serialize;
 use crate::behaviour::{Behaviour, CallKind, Fault};
 use crate::http::{dropped_connection, json_body};
 use crate::pki::Provider;
-use crate::requests::{Document, NewRequest, SignRequest, SubmitError};
+use crate::requests::{Document, Extra, NewRequest, SignRequest, SubmitError};
 use crate::state::{signature_for, Shared};
 use certificates::same_serial;
 use wire::Answer;
@@ -77,9 +82,17 @@ async fn fault(shared: &Shared, signer: &str, kind: CallKind) -> Option<Response
     Some(resp)
 }
 
+/// Whether the credentials are those of a registered account (any of them).
 fn sp_ok(shared: &Shared, sp_id: Option<&str>, sp_password: Option<&str>) -> bool {
-    sp_id == Some(shared.smartca_sp_id.as_str())
-        && sp_password == Some(shared.smartca_sp_password.as_str())
+    shared.smartca.authenticate(sp_id, sp_password).is_some()
+}
+
+/// The account a SmartCA request was made by (the default one if none was recorded).
+fn account_of<'a>(shared: &'a Shared, req: &'a SignRequest) -> &'a str {
+    match &req.extra {
+        Extra::SmartCa { sp_id } => sp_id,
+        _ => shared.smartca.default_sp_id(),
+    }
 }
 
 /// Checks user_id's shape (it also names files in the state directory).
@@ -164,9 +177,12 @@ async fn sign(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesReject
     if let Some(resp) = fault(&shared, &signer, CallKind::Sign).await {
         return resp;
     }
-    if !sp_ok(&shared, req.sp_id.as_deref(), req.sp_password.as_deref()) {
+    let Some(sp_id) = shared
+        .smartca
+        .authenticate(req.sp_id.as_deref(), req.sp_password.as_deref())
+    else {
         return fail(Answer::SpCredentialInvalid);
-    }
+    };
     let call = match validate_sign(&req) {
         Ok(call) => call,
         Err(code) => return fail(code),
@@ -177,13 +193,16 @@ async fn sign(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesReject
         Behaviour::PinBlocked => return fail(Answer::CredentialStatusInvalid),
         _ => {}
     }
-    // A repeat of a known transaction needs no key work and never prompts again.
+    // A repeat of a known transaction needs no key work and never prompts again; another
+    // account's transaction id is not this account's to repeat.
     match shared
         .store
         .repeat(Provider::SmartCa, &call.transaction_id, &signer)
     {
-        Some(Ok(existing)) => return accepted(&existing),
-        Some(Err(_)) => return fail(Answer::DuplicateTransaction),
+        Some(Ok(existing)) if account_of(&shared, &existing) == sp_id => {
+            return accepted(&existing)
+        }
+        Some(Ok(_) | Err(_)) => return fail(Answer::DuplicateTransaction),
         None => {}
     }
     let cred = match shared.credential(Provider::SmartCa, &signer).await {
@@ -218,12 +237,13 @@ async fn sign(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesReject
             }
         }
     }
-    submit(&shared, &signer, call, behaviour, documents)
+    submit(&shared, &signer, sp_id, call, behaviour, documents)
 }
 
 fn submit(
     shared: &Shared,
     signer: &str,
+    sp_id: String,
     call: SignCall,
     behaviour: Behaviour,
     documents: Vec<Document>,
@@ -238,12 +258,16 @@ fn submit(
         behaviour,
         window: None,
         exclusive: false,
-        extra: crate::requests::Extra::None,
+        extra: Extra::SmartCa {
+            sp_id: sp_id.clone(),
+        },
     };
     match shared.store.submit(new) {
+        // Another account's sign for the same id got in first.
+        Ok((req, false)) if account_of(shared, &req) != sp_id => fail(Answer::DuplicateTransaction),
         Ok((req, created)) => {
             if created {
-                tracing::info!(signer, transaction_id = %req.transaction_id, tran_code = %req.tran_code, ?behaviour, "smartca sign request on the phone");
+                tracing::info!(signer, %sp_id, transaction_id = %req.transaction_id, tran_code = %req.tran_code, ?behaviour, "smartca sign request on the phone");
             }
             accepted(&req)
         }
@@ -269,5 +293,3 @@ fn new_tran_code() -> String {
         &h[20..]
     )
 }
-
-pub(crate) use status::announce;

@@ -1,7 +1,8 @@
 //! SmartCA status and push: `POST /v1/signatures/sign/{tran_id}/status` (by the caller's
-//! transaction id or the tran_code) and the webhook sent when a request finishes. [`outcome`]
-//! is the one place a request's state becomes SmartCA codes: waiting → 200 with `signatures`
-//! null, signed → 200 with signatures, refused → 4002, expired → 4001.
+//! transaction id or the tran_code) and the webhook sent, to the URL of the account that asked,
+//! when a request finishes. [`outcome`] is the one place a request's state becomes SmartCA
+//! codes: waiting → 200 with `signatures` null, signed → 200 with signatures, refused → 4002,
+//! expired → 4001.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::wire::{self, Answer};
-use super::{fail, fault, reply, sp_ok};
+use super::{account_of, fail, fault, reply, sp_ok};
 use crate::behaviour::CallKind;
 use crate::http::json_body;
 use crate::pki::Provider;
@@ -81,18 +82,16 @@ fn signed_files(req: &SignRequest) -> Vec<wire::SignedFile> {
         .collect()
 }
 
-/// Pushes the finished request to the configured webhook URL, if any.
+/// Pushes the finished request to the webhook URL of the account that made it, if it has one.
 pub(crate) fn announce(shared: &Shared, req: &SignRequest) {
-    let url = shared
-        .smartca_webhook_url
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let Some(url) = url else { return };
+    let sp_id = account_of(shared, req);
+    let Some(url) = shared.smartca.webhook_url(sp_id) else {
+        return;
+    };
     let (code, signed) = outcome(req);
     let (status_code, message) = code.code();
     let hook = wire::Webhook {
-        sp_id: shared.smartca_sp_id.clone(),
+        sp_id: sp_id.to_owned(),
         status_code,
         message,
         transaction_id: req.transaction_id.clone(),

@@ -12,3 +12,4 @@ mod pki;
 mod requests;
 mod revocation;
 mod smartca;
+mod smartca_accounts;
