@@ -4,12 +4,14 @@
 //! committed event is announced with `pg_notify` carrying only ids; every instance listens and
 //! publishes the events it did not write itself.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgPoolOptions;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -27,6 +29,12 @@ const CHANNEL: &str = "kyso_events";
 
 pub struct PgStore {
     pool: PgPool,
+    /// Writes that only steer the work (claims, lease renewals and releases, wakes), on
+    /// connections with `synchronous_commit = off`: they are visible to every instance at
+    /// once but do not wait for a WAL flush each. A database crash can lose the last few
+    /// hundred milliseconds of them, which costs at most a repeated or later status check;
+    /// sessions, events and provider state are always written with a flushed commit.
+    hints: PgPool,
     instance: String,
     lease_ms: i64,
     /// Creates and status changes, committed in groups by [`writer`].
@@ -56,11 +64,17 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
+        let hints = PgPoolOptions::new()
+            .max_connections(options.max_connections.clamp(1, 4))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(PgConnectOptions::from_str(url)?.options([("synchronous_commit", "off")]))
+            .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (writes, queue) = mpsc::channel(QUEUE);
         tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
         Ok(Self {
             pool,
+            hints,
             instance: options.instance.clone(),
             lease_ms: options.lease.as_millis() as i64,
             writes,
@@ -286,7 +300,7 @@ impl Store for PgStore {
         .bind(now + self.lease_ms)
         .bind(providers)
         .bind(only_expired)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.hints)
         .await?;
         let mut work = rows
             .iter()
@@ -313,7 +327,7 @@ impl Store for PgStore {
             .bind(ms(Utc::now()) + self.lease_ms)
             .bind(&ids)
             .bind(&self.instance)
-            .execute(&self.pool)
+            .execute(&self.hints)
             .await?;
         Ok(())
     }
@@ -329,7 +343,7 @@ impl Store for PgStore {
         )
         .bind(&ids)
         .bind(&self.instance)
-        .execute(&self.pool)
+        .execute(&self.hints)
         .await?;
         Ok(())
     }
@@ -407,7 +421,7 @@ impl Store for PgStore {
             .bind(provider)
             .bind(&self.instance)
             .bind(now + self.lease_ms)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.hints)
             .await?;
             if let Some(row) = row {
                 return Ok(Woken::Claimed(Box::new(Work {
@@ -423,7 +437,7 @@ impl Store for PgStore {
         .bind(now)
         .bind(id.as_str())
         .bind(provider)
-        .execute(&self.pool)
+        .execute(&self.hints)
         .await?
         .rows_affected();
         Ok(if n > 0 { Woken::Marked } else { Woken::Missing })

@@ -130,31 +130,112 @@ async fn write(
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut done = Vec::with_capacity(changes.len());
-    for change in changes {
-        done.push(match change {
-            Change::Create(new) => create(&mut tx, new).await?,
-            Change::Apply {
-                session,
-                body,
-                expected,
-                next_check_at,
-                work,
-            } => {
-                apply(
-                    &mut tx,
-                    session,
-                    body,
-                    *expected,
-                    *next_check_at,
-                    work.as_deref(),
-                )
-                .await?
+    // Runs of status changes, and of creates without an idempotency key, go in one statement
+    // each: every statement is a round trip during which the transaction holds its locks.
+    let mut rest = changes;
+    while let Some(first) = rest.first() {
+        let run = run_len(rest);
+        match first {
+            Change::Apply { .. } => done.extend(apply_many(&mut tx, &rest[..run]).await?),
+            Change::Create(new) if new.idempotency_key.is_none() => {
+                done.extend(create_many(&mut tx, &rest[..run]).await?)
             }
-        });
+            Change::Create(new) => done.push(create(&mut tx, new).await?),
+        }
+        rest = &rest[run..];
     }
     let events = number(&mut tx, instance, &done).await?;
     tx.commit().await?;
     Ok(done.into_iter().zip(events).collect())
+}
+
+/// How many changes from the start of `changes` one statement can carry: changes of the same
+/// kind, each on a different session (a second change of a session must see the first).
+fn run_len(changes: &[&Change]) -> usize {
+    fn groupable(c: &Change) -> Option<(bool, &str)> {
+        match c {
+            Change::Apply { session, .. } => Some((true, session.id.as_str())),
+            Change::Create(new) if new.idempotency_key.is_none() => {
+                Some((false, new.session.id.as_str()))
+            }
+            Change::Create(_) => None,
+        }
+    }
+    let Some((kind, _)) = groupable(changes[0]) else {
+        return 1;
+    };
+    let mut ids = std::collections::HashSet::new();
+    changes
+        .iter()
+        .take(MAX_BATCH)
+        .map_while(|c| groupable(c).filter(|(k, id)| *k == kind && ids.insert(*id)))
+        .count()
+}
+
+/// Creates without an idempotency key, in one INSERT.
+async fn create_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Done>, StoreError> {
+    let mut c = CreateColumns::default();
+    let mut done = Vec::with_capacity(changes.len());
+    for change in changes {
+        let Change::Create(new) = change else {
+            continue;
+        };
+        let s = &new.session;
+        let body = encode(s)?;
+        c.ids.push(s.id.as_str());
+        c.tenants.push(&s.tenant);
+        c.providers.push(&s.provider);
+        c.signers.push(&s.signer);
+        c.statuses.push(s.status.as_str());
+        c.references.push(s.reference.as_deref());
+        c.hashes.push(new.request_hash.as_slice());
+        c.created.push(ms(s.created_at));
+        c.expires.push(ms(s.expires_at));
+        c.bodies.push(body.clone());
+        done.push(Done::Event {
+            tenant: s.tenant.clone(),
+            id: s.id.clone(),
+            status: s.status,
+            body,
+        });
+    }
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
+             request_hash, created_at, expires_at, next_check_at, body)
+         SELECT id, tenant, provider, signer, status, reference, hash, created, expires,
+                created, body
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::bytea[], $8::bigint[], $9::bigint[], $10::text[])
+              AS r(id, tenant, provider, signer, status, reference, hash, created, expires,
+                   body)",
+    )
+    .bind(&c.ids)
+    .bind(&c.tenants)
+    .bind(&c.providers)
+    .bind(&c.signers)
+    .bind(&c.statuses)
+    .bind(&c.references)
+    .bind(&c.hashes)
+    .bind(&c.created)
+    .bind(&c.expires)
+    .bind(&c.bodies)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done)
+}
+
+#[derive(Default)]
+struct CreateColumns<'a> {
+    ids: Vec<&'a str>,
+    tenants: Vec<&'a str>,
+    providers: Vec<&'a str>,
+    signers: Vec<&'a str>,
+    statuses: Vec<&'a str>,
+    references: Vec<Option<&'a str>>,
+    hashes: Vec<&'a [u8]>,
+    created: Vec<i64>,
+    expires: Vec<i64>,
+    bodies: Vec<String>,
 }
 
 async fn create(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreError> {
@@ -210,42 +291,73 @@ async fn create(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreEr
     })
 }
 
-async fn apply(
-    tx: &mut PgConnection,
-    s: &Session,
-    body: &str,
-    expected: Status,
-    next_check_at: Option<i64>,
-    work: Option<&str>,
-) -> Result<Done, StoreError> {
-    let updated = sqlx::query(
+/// Status changes of distinct sessions in one UPDATE; `Unchanged` where a session no longer
+/// had its expected status.
+async fn apply_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Done>, StoreError> {
+    let mut c = ApplyColumns::default();
+    for change in changes {
+        if let Change::Apply {
+            session,
+            body,
+            expected,
+            next_check_at,
+            work,
+        } = change
+        {
+            c.ids.push(session.id.as_str());
+            c.expected.push(expected.as_str());
+            c.statuses.push(session.status.as_str());
+            c.bodies.push(body);
+            c.next.push(*next_check_at);
+            c.work.push(work.as_deref());
+        }
+    }
+    let updated: Vec<String> = sqlx::query_scalar(
         // A callback that came while this change was in flight makes the next check due
         // now rather than at the scheduled time.
-        "UPDATE sessions SET status = $1, body = $2,
-             next_check_at = CASE WHEN woken AND $3::bigint IS NOT NULL
-                                  THEN LEAST($3::bigint, $7) ELSE $3::bigint END,
-             work = $4, lease_owner = NULL, lease_until = NULL, woken = FALSE
-         WHERE id = $5 AND status = $6",
+        "UPDATE sessions s SET status = v.status, body = v.body,
+             next_check_at = CASE WHEN s.woken AND v.next IS NOT NULL
+                                  THEN LEAST(v.next, $7) ELSE v.next END,
+             work = v.work, lease_owner = NULL, lease_until = NULL, woken = FALSE
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+              AS v(id, expected, status, body, next, work)
+         WHERE s.id = v.id AND s.status = v.expected
+         RETURNING s.id",
     )
-    .bind(s.status.as_str())
-    .bind(body)
-    .bind(next_check_at)
-    .bind(work)
-    .bind(s.id.as_str())
-    .bind(expected.as_str())
+    .bind(&c.ids)
+    .bind(&c.expected)
+    .bind(&c.statuses)
+    .bind(&c.bodies)
+    .bind(&c.next)
+    .bind(&c.work)
     .bind(ms(Utc::now()))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(Done::Unchanged);
-    }
-    Ok(Done::Event {
-        tenant: s.tenant.clone(),
-        id: s.id.clone(),
-        status: s.status,
-        body: body.to_owned(),
-    })
+    .fetch_all(&mut *tx)
+    .await?;
+    let updated: std::collections::HashSet<&str> = updated.iter().map(String::as_str).collect();
+    Ok(changes
+        .iter()
+        .map(|change| match change {
+            Change::Apply { session, body, .. } if updated.contains(session.id.as_str()) => {
+                Done::Event {
+                    tenant: session.tenant.clone(),
+                    id: session.id.clone(),
+                    status: session.status,
+                    body: body.clone(),
+                }
+            }
+            _ => Done::Unchanged,
+        })
+        .collect())
+}
+
+#[derive(Default)]
+struct ApplyColumns<'a> {
+    ids: Vec<&'a str>,
+    expected: Vec<&'a str>,
+    statuses: Vec<&'a str>,
+    bodies: Vec<&'a str>,
+    next: Vec<Option<i64>>,
+    work: Vec<Option<&'a str>>,
 }
 
 /// The batch's outbox rows, column by column (inserted with one `unnest`).

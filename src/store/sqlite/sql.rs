@@ -9,12 +9,18 @@ use sqlx::{Row, SqliteConnection};
 use super::super::{decode, encode, ms, render_frame, Created, Event, NewSession, StoreError};
 use crate::domain::{Session, SessionId, Status};
 
-/// Each tenant's last committed-or-batched `seq`, and the tenants this batch moved.
+/// Each tenant's last committed-or-batched `seq`, the tenants this batch moved, and the
+/// batch's outbox rows, written together just before the commit (one statement per few
+/// dozen events instead of one per event).
 #[derive(Default)]
 pub(super) struct Seqs {
     last: HashMap<String, i64>,
     moved: Vec<String>,
+    outbox: Vec<Event>,
 }
+
+/// Outbox rows per INSERT: 6 parameters each, far under SQLite's limit.
+const OUTBOX_CHUNK: usize = 64;
 
 impl Seqs {
     pub(super) async fn next(
@@ -37,8 +43,32 @@ impl Seqs {
         Ok(last + 1)
     }
 
-    /// Persists the moved tenants' sequences in the batch's transaction.
+    /// Persists the batch's outbox rows and the moved tenants' sequences in the batch's
+    /// transaction.
     pub(super) async fn write(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        let now = ms(Utc::now());
+        let rows = std::mem::take(&mut self.outbox);
+        for chunk in rows.chunks(OUTBOX_CHUNK) {
+            let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO outbox (tenant, seq, session_id, status, frame, created_at)
+                 VALUES {values}"
+            );
+            let mut q = sqlx::query(&sql);
+            for ev in chunk {
+                q = q
+                    .bind(&*ev.tenant)
+                    .bind(ev.seq)
+                    .bind(ev.session_id.as_str())
+                    .bind(ev.status.as_str())
+                    .bind(&*ev.frame)
+                    .bind(now);
+            }
+            // Full chunks share one prepared statement; the last, shorter one is prepared once.
+            q.persistent(chunk.len() == OUTBOX_CHUNK)
+                .execute(&mut *conn)
+                .await?;
+        }
         for tenant in self.moved.drain(..) {
             let last = self.last.get(&tenant).copied().unwrap_or(0);
             sqlx::query(
@@ -114,39 +144,7 @@ pub(super) async fn create(
     Ok(Created::New(write_event(conn, seqs, s, &body).await?))
 }
 
-pub(super) async fn apply(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    s: &Session,
-    body: &str,
-    expected: Status,
-    next_check_at: Option<i64>,
-    work: Option<&str>,
-) -> Result<Option<Event>, StoreError> {
-    let updated = sqlx::query(
-        // A callback that came while this change was in flight makes the next check due now.
-        "UPDATE sessions SET status = ?1, body = ?2,
-             next_check_at = CASE WHEN woken = 1 AND ?3 IS NOT NULL THEN MIN(?3, ?7) ELSE ?3 END,
-             work = ?4, claimed = 0, woken = 0
-         WHERE id = ?5 AND status = ?6",
-    )
-    .bind(s.status.as_str())
-    .bind(body)
-    .bind(next_check_at)
-    .bind(work)
-    .bind(s.id.as_str())
-    .bind(expected.as_str())
-    .bind(ms(Utc::now()))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(None);
-    }
-    Ok(Some(write_event(conn, seqs, s, body).await?))
-}
-
-/// The next seq of the tenant and its outbox row, in the batch's transaction.
+/// The next seq of the tenant and its outbox row, written with the batch.
 async fn write_event(
     conn: &mut SqliteConnection,
     seqs: &mut Seqs,
@@ -154,27 +152,73 @@ async fn write_event(
     body: &str,
 ) -> Result<Event, StoreError> {
     let seq = seqs.next(conn, &session.tenant).await?;
-    let frame = render_frame(seq, body);
-    sqlx::query(
-        "INSERT INTO outbox (tenant, seq, session_id, status, frame, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&session.tenant)
-    .bind(seq)
-    .bind(session.id.as_str())
-    .bind(session.status.as_str())
-    .bind(&frame)
-    .bind(ms(Utc::now()))
-    .execute(&mut *conn)
-    .await?;
-    Ok(Event {
+    let event = Event {
         tenant: session.tenant.as_str().into(),
         seq,
         session_id: session.id.clone(),
         status: session.status,
-        frame: frame.into(),
-    })
+        frame: render_frame(seq, body).into(),
+    };
+    seqs.outbox.push(event.clone());
+    Ok(event)
 }
+
+/// One status change of a group applied with [`apply_many`].
+pub(super) struct ApplyRow<'a> {
+    pub session: &'a Session,
+    pub body: &'a str,
+    pub expected: Status,
+    pub next_check_at: Option<i64>,
+    pub work: Option<&'a str>,
+}
+
+/// Status changes of distinct sessions in one statement (what [`apply`] does for each);
+/// returns each change's event, `None` where the session no longer had its expected status.
+pub(super) async fn apply_many(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    rows: &[ApplyRow<'_>],
+) -> Result<Vec<Option<Event>>, StoreError> {
+    let values = vec!["(?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+    let sql = format!(
+        "UPDATE sessions SET status = v.column3, body = v.column4,
+             next_check_at = CASE WHEN sessions.woken = 1 AND v.column5 IS NOT NULL
+                                  THEN MIN(v.column5, ?) ELSE v.column5 END,
+             work = v.column6, claimed = 0, woken = 0
+         FROM (VALUES {values}) AS v
+         WHERE sessions.id = v.column1 AND sessions.status = v.column2
+         RETURNING sessions.id"
+    );
+    let mut q = sqlx::query(&sql).bind(ms(Utc::now()));
+    for r in rows {
+        q = q
+            .bind(r.session.id.as_str())
+            .bind(r.expected.as_str())
+            .bind(r.session.status.as_str())
+            .bind(r.body)
+            .bind(r.next_check_at)
+            .bind(r.work);
+    }
+    let updated: Vec<String> = q
+        .persistent(rows.len() == APPLY_CHUNK)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    let mut events = Vec::with_capacity(rows.len());
+    for r in rows {
+        events.push(if updated.iter().any(|id| id == r.session.id.as_str()) {
+            Some(write_event(conn, seqs, r.session, r.body).await?)
+        } else {
+            None
+        });
+    }
+    Ok(events)
+}
+
+/// Status changes per [`apply_many`] statement.
+pub(super) const APPLY_CHUNK: usize = 64;
 
 pub(super) async fn reschedule(
     conn: &mut SqliteConnection,

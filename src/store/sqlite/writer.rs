@@ -15,7 +15,9 @@ use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::{Created, Event, NewSession, StoreError};
-use super::sql::{apply, claim, create, reschedule, update_ids, wake, Seqs};
+use super::sql::{
+    apply_many, claim, create, reschedule, update_ids, wake, ApplyRow, Seqs, APPLY_CHUNK,
+};
 use crate::domain::{Session, SessionId, Status};
 
 /// Writes one transaction may carry; more wait for the next commit.
@@ -145,13 +147,33 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
         return;
     }
     let mut replies = Vec::with_capacity(ops.len());
-    let mut ops = ops.into_iter();
+    let mut ops = ops.into_iter().peekable();
     let mut failure = None;
-    for op in ops.by_ref() {
-        match execute(conn, seqs, op).await {
-            Ok(reply) => replies.push(reply),
-            Err((reply, e)) => {
-                replies.push(reply);
+    while let Some(op) = ops.next() {
+        let result = if let Op::Apply { .. } = op {
+            // Status changes of distinct sessions in a row go in one statement.
+            let mut group = vec![op];
+            while group.len() < APPLY_CHUNK {
+                match ops.peek() {
+                    Some(Op::Apply { session, .. })
+                        if !group.iter().any(|g| applies_to(g, &session.id)) =>
+                    {
+                        group.extend(ops.next());
+                    }
+                    _ => break,
+                }
+            }
+            apply_group(conn, seqs, group).await
+        } else {
+            execute(conn, seqs, op)
+                .await
+                .map(|r| vec![r])
+                .map_err(|(r, e)| (vec![r], e))
+        };
+        match result {
+            Ok(done) => replies.extend(done),
+            Err((done, e)) => {
+                replies.extend(done);
                 failure = Some(format!("batched write failed, batch rolled back: {e}"));
                 break;
             }
@@ -180,6 +202,60 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
     }
 }
 
+fn applies_to(op: &Op, id: &SessionId) -> bool {
+    matches!(op, Op::Apply { session, .. } if session.id == *id)
+}
+
+/// Runs a group of status changes of distinct sessions with one statement.
+async fn apply_group(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    group: Vec<Op>,
+) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
+    let mut rows = Vec::with_capacity(group.len());
+    let mut senders = Vec::with_capacity(group.len());
+    for op in &group {
+        if let Op::Apply {
+            session,
+            body,
+            expected,
+            next_check_at,
+            work,
+            ..
+        } = op
+        {
+            rows.push(ApplyRow {
+                session,
+                body,
+                expected: *expected,
+                next_check_at: *next_check_at,
+                work: work.as_deref(),
+            });
+        }
+    }
+    let result = apply_many(conn, seqs, &rows).await;
+    drop(rows);
+    for op in group {
+        if let Op::Apply { reply, .. } = op {
+            senders.push(reply);
+        }
+    }
+    match result {
+        Ok(events) => Ok(senders
+            .into_iter()
+            .zip(events)
+            .map(|(tx, ev)| Reply::Event(tx, ev))
+            .collect()),
+        Err(e) => Err((
+            senders
+                .into_iter()
+                .map(|tx| Reply::Event(tx, None))
+                .collect(),
+            e,
+        )),
+    }
+}
+
 /// Runs one write; on failure returns its reply (to be failed) with the error.
 async fn execute(
     conn: &mut SqliteConnection,
@@ -199,26 +275,10 @@ async fn execute(
             Ok(v) => Ok(Reply::Created(reply, v)),
             Err(e) => Err((Reply::Created(reply, Created::SignerBusy), e)),
         },
-        Op::Apply {
-            session,
-            body,
-            expected,
-            next_check_at,
-            work,
-            reply,
-        } => attempt!(
-            reply,
-            apply(
-                conn,
-                seqs,
-                &session,
-                &body,
-                expected,
-                next_check_at,
-                work.as_deref()
-            ),
-            Reply::Event
-        ),
+        op @ Op::Apply { .. } => match apply_group(conn, seqs, vec![op]).await {
+            Ok(mut replies) => Ok(replies.remove(0)),
+            Err((mut replies, e)) => Err((replies.remove(0), e)),
+        },
         Op::Reschedule {
             id,
             expected,
