@@ -1,6 +1,7 @@
 //! Builds the application from its configuration and runs it: the HTTP server and the
 //! scheduler, until a shutdown signal. Tests use the same code on port 0.
 
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -118,9 +119,10 @@ impl Application {
         }));
         let app = api::router(self.state);
         let mut server_stop = stop_rx;
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        });
+        let server =
+            axum::serve(self.listener.tap_io(no_delay), app).with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            });
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -195,4 +197,12 @@ pub fn load_anchors(paths: &[String]) -> anyhow::Result<TrustAnchors> {
     }
     anyhow::ensure!(!ders.is_empty(), "no trust anchor configured");
     Ok(TrustAnchors::from_der(ders)?)
+}
+
+/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
+/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
 }

@@ -3,6 +3,7 @@
 //! provider alone driven the way the gateway drives it — get_certificate, sign, then status
 //! until signed — so "sessions per second" means the same thing on both sides.
 
+use axum::serve::ListenerExt as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub async fn bare_axum(ctx: &Ctx) -> anyhow::Result<f64> {
         };
         let _ = addr_tx.send(listener.local_addr());
         let app = Router::new().route("/", get(|| async { "ok" }));
-        let _ = axum::serve(listener, app)
+        let _ = axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })
@@ -142,4 +143,12 @@ fn hex_digest(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
+/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
 }

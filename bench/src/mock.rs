@@ -4,6 +4,7 @@
 //! bounds. A fresh mock is started per phase so one phase's pending prompts never crowd the
 //! next; keys persist in the bench state directory, so only the first run pays for RSA keygen.
 
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -142,7 +143,7 @@ impl Mock {
                 .router()
                 .layer(axum::middleware::from_fn_with_state(layer_counter, count));
             let _ = ready_tx.send(Ok((carriers, addr)));
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let serve = axum::serve(listener.tap_io(no_delay), app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
             if let Err(e) = serve.await {
@@ -222,4 +223,12 @@ pub async fn provision(state_dir: &Path, signers: &[String]) -> anyhow::Result<(
         t.await??;
     }
     Ok(())
+}
+
+/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
+/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
 }

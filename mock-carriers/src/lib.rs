@@ -34,6 +34,7 @@ mod smartca;
 mod state;
 mod webhook;
 
+use axum::serve::ListenerExt as _;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -239,8 +240,16 @@ pub fn serve(
             .set_public_url_if_unset(&format!("http://{host}"));
     }
     async move {
-        axum::serve(listener, mock.router())
+        axum::serve(listener.tap_io(no_delay), mock.router())
             .with_graceful_shutdown(shutdown)
             .await
+    }
+}
+
+/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
+/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
 }
