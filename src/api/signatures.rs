@@ -19,7 +19,7 @@ use crate::domain::{
     Limits, NewSignature, RequestError, Session, SessionId, SignatureInput, Status,
 };
 use crate::providers::ProviderError;
-use crate::store::{Change, Created, ListFilter, NewSession};
+use crate::store::{Change, Created, ListFilter, NewSession, StoreError};
 use crate::verify;
 
 pub fn router() -> Router<AppState> {
@@ -104,23 +104,27 @@ pub async fn create(
         result: None,
         error: None,
     };
-    let created = app
-        .engine
-        .store
-        .create(&NewSession {
-            session: session.clone(),
-            idempotency_key,
-            request_hash: new.request_hash,
-            allow_concurrent: tenant.0.config.allow_concurrent_per_signer,
-        })
-        .await?;
+    let new = NewSession {
+        session: session.clone(),
+        idempotency_key,
+        request_hash: new.request_hash,
+        allow_concurrent: tenant.0.config.allow_concurrent_per_signer,
+    };
+    let engine = app.engine.clone();
+    let created = detached(async move {
+        let created = engine.store.create(&new).await?;
+        if let Created::New(event) = &created {
+            engine.hub.publish(event.clone());
+            engine.wake();
+        }
+        Ok(created)
+    })
+    .await?;
     match created {
-        Created::New(event) => {
+        Created::New(_) => {
             metrics::counter!("kyso_sessions_created_total", "provider" => session.provider.clone())
                 .increment(1);
             tracing::info!(session = %session.id, provider = %session.provider, purpose = ?session.purpose, "session created");
-            app.engine.hub.publish(event);
-            app.engine.wake();
             Ok((StatusCode::CREATED, Json(session)))
         }
         Created::Existing(s) => Ok((StatusCode::OK, Json(*s))),
@@ -257,16 +261,22 @@ pub async fn cancel(
                 message: format!("the session is already {}", expected.as_str()),
             });
         }
-        let change = Change {
-            session: &session,
-            expected,
-            next_check_at: None,
-            work: None,
-        };
-        if engine.commit(change).await?.is_some() {
-            if expected == Status::AwaitingUser {
-                spawn_provider_cancel(&app, &session);
+        let (state, cancelled) = (app.clone(), session.clone());
+        let done = detached(async move {
+            let change = Change {
+                session: &cancelled,
+                expected,
+                next_check_at: None,
+                work: None,
+            };
+            let done = state.engine.commit(change).await?.is_some();
+            if done && expected == Status::AwaitingUser {
+                spawn_provider_cancel(&state, &cancelled);
             }
+            Ok(done)
+        })
+        .await?;
+        if done {
             return Ok(Json(session));
         }
     }
@@ -274,6 +284,21 @@ pub async fn cancel(
         code: "conflict",
         message: "the session changed while cancelling; retry".into(),
     })
+}
+
+/// Runs a write and what must follow its commit (publishing the event, waking the scheduler,
+/// the provider-side cancel) on its own task. A client that goes away mid-request drops the
+/// handler's future, but a queued write still commits: its follow-up must not be dropped with
+/// the handler.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(ApiError::Unexpected(anyhow::anyhow!(
+            "write task failed: {e}"
+        ))),
+    }
 }
 
 fn spawn_provider_cancel(app: &AppState, session: &Session) {

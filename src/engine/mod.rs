@@ -258,13 +258,19 @@ impl Engine {
         work: crate::store::Work,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
-        let id = work.session.id.to_string();
+        let session_id = work.session.id.clone();
+        let id = session_id.to_string();
         self.in_flight_set(&id, true);
         let engine = Arc::clone(self);
         tokio::spawn(async move {
             let _permit = permit;
             if let Err(e) = step::run(&engine, &entry, work).await {
                 tracing::error!(session = %id, error = %e, "session step failed; it stays due");
+                // Give the claim back so the next look at due work takes it again, rather than
+                // the session waiting for its lease to run out.
+                if let Err(e) = engine.store.release(&[session_id]).await {
+                    tracing::warn!(session = %id, error = %e, "releasing a failed step's claim failed");
+                }
             }
             engine.in_flight_set(&id, false);
             engine.wake();

@@ -323,12 +323,18 @@ impl Store for PgStore {
             return Ok(());
         }
         let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
-        sqlx::query("UPDATE sessions SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3")
-            .bind(ms(Utc::now()) + self.lease_ms)
-            .bind(&ids)
-            .bind(&self.instance)
-            .execute(&self.hints)
-            .await?;
+        // Rows locked by a write in progress are skipped (that write ends the lease anyway),
+        // so a renewal never waits on, or deadlocks with, the writer's batch.
+        sqlx::query(
+            "UPDATE sessions SET lease_until = $1
+             WHERE id IN (SELECT id FROM sessions WHERE id = ANY($2) AND lease_owner = $3
+                          ORDER BY id FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(ms(Utc::now()) + self.lease_ms)
+        .bind(&ids)
+        .bind(&self.instance)
+        .execute(&self.hints)
+        .await?;
         Ok(())
     }
 
@@ -339,7 +345,8 @@ impl Store for PgStore {
         let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
         sqlx::query(
             "UPDATE sessions SET lease_owner = NULL, lease_until = NULL
-             WHERE id = ANY($1) AND lease_owner = $2",
+             WHERE id IN (SELECT id FROM sessions WHERE id = ANY($1) AND lease_owner = $2
+                          ORDER BY id FOR UPDATE)",
         )
         .bind(&ids)
         .bind(&self.instance)
@@ -411,7 +418,10 @@ impl Store for PgStore {
         let now = ms(Utc::now());
         if claim {
             let row = sqlx::query(
-                "UPDATE sessions SET lease_owner = $4, lease_until = $5, woken = FALSE
+                // Due now as well: if the claim is given back unstarted, the scheduler
+                // still checks it at once.
+                "UPDATE sessions SET lease_owner = $4, lease_until = $5, woken = FALSE,
+                     next_check_at = LEAST(next_check_at, $1)
                  WHERE id = $2 AND provider = $3 AND next_check_at IS NOT NULL
                    AND (lease_until IS NULL OR lease_until < $1)
                  RETURNING body, work",

@@ -318,27 +318,59 @@ async fn story(store: Arc<dyn Store>) {
         .create(&new(&d, None, 6, false))
         .await
         .expect("create");
+    // On the phone, next checked in a minute.
+    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert!(claimed.iter().any(|w| w.session.id == d.id));
+    let mut d2 = d.clone();
+    d2.become_(Status::AwaitingUser, Utc::now());
+    let waiting = Change {
+        session: &d2,
+        expected: Status::Pending,
+        next_check_at: Some(Utc::now() + chrono::Duration::seconds(60)),
+        work: None,
+    };
+    assert!(store.apply(waiting).await.expect("apply").is_some());
+    let others: Vec<_> = claimed
+        .iter()
+        .map(|w| w.session.id.clone())
+        .filter(|id| *id != d.id)
+        .collect();
+    store.release(&others).await.expect("release");
     match store.wake(&d.id, "vnpt-smartca", true).await.expect("wake") {
         Woken::Claimed(w) => assert_eq!(w.session.id, d.id),
         other => panic!("expected a claim, got {other:?}"),
     }
-    assert!(matches!(
-        store.wake(&d.id, "vnpt-smartca", true).await.expect("wake"),
-        Woken::Marked
-    ));
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
-    assert!(
-        due.iter().all(|w| w.session.id != d.id),
-        "a claimed session is nobody else's"
-    );
-    assert!(matches!(
-        store.wake(&d.id, "viettel-sim", true).await.expect("wake"),
-        Woken::Missing
-    ));
+    // A pushed session whose claim is given back unstarted is due at once, not at its
+    // scheduled check a minute away: the push is not lost.
     store
         .release(std::slice::from_ref(&d.id))
         .await
         .expect("release");
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert!(
+        due.iter().any(|w| w.session.id == d.id),
+        "a released pushed session is due now"
+    );
+    // Claimed (by that look at due work): a push only marks it, and nobody else takes it.
+    assert!(matches!(
+        store.wake(&d.id, "vnpt-smartca", true).await.expect("wake"),
+        Woken::Marked
+    ));
+    let again = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert!(
+        again.iter().all(|w| w.session.id != d.id),
+        "a claimed session is nobody else's"
+    );
+    let all: Vec<_> = due
+        .iter()
+        .chain(&again)
+        .map(|w| w.session.id.clone())
+        .collect();
+    store.release(&all).await.expect("release");
+    assert!(matches!(
+        store.wake(&d.id, "viettel-sim", true).await.expect("wake"),
+        Woken::Missing
+    ));
 
     store.ping().await.expect("ping");
 }

@@ -73,17 +73,20 @@ pub(super) async fn run(pool: PgPool, instance: String, mut rx: mpsc::Receiver<O
         let changes: Vec<&Change> = ops.iter().map(|op| &op.change).collect();
         match write(&pool, &instance, &changes).await {
             Ok(results) => answer(&pool, ops, results).await,
-            Err(e) if ops.len() > 1 => {
+            // The commit's outcome is unknown (the connection went during COMMIT): running
+            // the changes again could misreport a committed change as lost to another writer.
+            Err(Failed::Commit(e)) => ops.into_iter().for_each(|op| fail(op.reply, clone(&e))),
+            Err(Failed::Before(e)) if ops.len() > 1 => {
                 tracing::warn!(error = %e, writes = ops.len(), "PostgreSQL write batch failed; retrying each write alone");
                 for op in ops {
                     let result = write(&pool, &instance, &[&op.change]).await;
                     match result {
                         Ok(results) => answer(&pool, vec![op], results).await,
-                        Err(e) => fail(op.reply, e),
+                        Err(Failed::Before(e) | Failed::Commit(e)) => fail(op.reply, e),
                     }
                 }
             }
-            Err(e) => ops.into_iter().for_each(|op| fail(op.reply, clone(&e))),
+            Err(Failed::Before(e)) => ops.into_iter().for_each(|op| fail(op.reply, clone(&e))),
         }
     }
 }
@@ -121,14 +124,34 @@ async fn answer(pool: &PgPool, ops: Vec<Op>, results: Vec<(Done, Option<Event>)>
     }
 }
 
+/// Why a batch failed: before its COMMIT was sent (nothing was written), or at the COMMIT
+/// (it may or may not have been written).
+enum Failed {
+    Before(StoreError),
+    Commit(StoreError),
+}
+
 /// Writes `changes` in one transaction; returns what each came to, with its event.
 async fn write(
     pool: &PgPool,
     instance: &str,
     changes: &[&Change],
-) -> Result<Vec<(Done, Option<Event>)>, StoreError> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+) -> Result<Vec<(Done, Option<Event>)>, Failed> {
+    let mut conn = pool.acquire().await.map_err(|e| Failed::Before(e.into()))?;
+    let mut tx = conn.begin().await.map_err(|e| Failed::Before(e.into()))?;
+    let (done, events) = stage(&mut tx, instance, changes)
+        .await
+        .map_err(Failed::Before)?;
+    tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;
+    Ok(done.into_iter().zip(events).collect())
+}
+
+/// Runs the batch's statements inside its transaction.
+async fn stage(
+    tx: &mut PgConnection,
+    instance: &str,
+    changes: &[&Change],
+) -> Result<(Vec<Done>, Vec<Option<Event>>), StoreError> {
     let mut done = Vec::with_capacity(changes.len());
     // Runs of status changes, and of creates without an idempotency key, go in one statement
     // each: every statement is a round trip during which the transaction holds its locks.
@@ -136,17 +159,16 @@ async fn write(
     while let Some(first) = rest.first() {
         let run = run_len(rest);
         match first {
-            Change::Apply { .. } => done.extend(apply_many(&mut tx, &rest[..run]).await?),
+            Change::Apply { .. } => done.extend(apply_many(tx, &rest[..run]).await?),
             Change::Create(new) if new.idempotency_key.is_none() => {
-                done.extend(create_many(&mut tx, &rest[..run]).await?)
+                done.extend(create_many(tx, &rest[..run]).await?)
             }
-            Change::Create(new) => done.push(create(&mut tx, new).await?),
+            Change::Create(new) => done.push(create(tx, new).await?),
         }
         rest = &rest[run..];
     }
-    let events = number(&mut tx, instance, &done).await?;
-    tx.commit().await?;
-    Ok(done.into_iter().zip(events).collect())
+    let events = number(tx, instance, &done).await?;
+    Ok((done, events))
 }
 
 /// How many changes from the start of `changes` one statement can carry: changes of the same
@@ -312,6 +334,14 @@ async fn apply_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Do
             c.work.push(work.as_deref());
         }
     }
+    // Row locks in id order, as lease releases take them, so two writers never wait on each
+    // other in a cycle.
+    let mut sorted = c.ids.clone();
+    sorted.sort_unstable();
+    sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&sorted)
+        .execute(&mut *tx)
+        .await?;
     let updated: Vec<String> = sqlx::query_scalar(
         // A callback that came while this change was in flight makes the next check due
         // now rather than at the scheduled time.
