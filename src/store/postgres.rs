@@ -16,8 +16,8 @@ use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    decode, encode, event_from_row, from_ms, ms, render_frame, Change, Created, Event, ListFilter,
-    NewSession, Store, StoreError, StoreOptions, Woken, Work,
+    decode, encode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    Store, StoreError, StoreOptions, Woken, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
@@ -96,75 +96,18 @@ impl PgStore {
         self.writes.send(op).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
-
-    async fn write_event(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        session: &Session,
-        body: &str,
-    ) -> Result<Event, StoreError> {
-        // The row lock on tenant_seq orders this tenant's writers until commit, so sequence
-        // numbers become visible without gaps.
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO tenant_seq (tenant, last_seq) VALUES ($1, 1)
-             ON CONFLICT (tenant) DO UPDATE SET last_seq = tenant_seq.last_seq + 1
-             RETURNING last_seq",
-        )
-        .bind(&session.tenant)
-        .fetch_one(&mut *tx)
-        .await?;
-        let frame = render_frame(seq, body);
-        sqlx::query(
-            "INSERT INTO outbox (tenant, seq, session_id, status, frame, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&session.tenant)
-        .bind(seq)
-        .bind(session.id.as_str())
-        .bind(session.status.as_str())
-        .bind(&frame)
-        .bind(ms(Utc::now()))
-        .execute(&mut *tx)
-        .await?;
-        let notice = Notice {
-            i: self.instance.clone(),
-            t: session.tenant.clone(),
-            f: None,
-            s: seq,
-            at: ms(Utc::now()),
-        };
-        let payload =
-            serde_json::to_string(&notice).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(&mut *tx)
-            .await?;
-        Ok(Event {
-            tenant: session.tenant.as_str().into(),
-            seq,
-            session_id: session.id.clone(),
-            status: session.status,
-            frame: frame.into(),
-        })
-    }
 }
 
 /// The session an idempotency key already names, or a mismatch if the request differs.
 async fn existing(pool: &PgPool, new: &NewSession) -> Result<Created, StoreError> {
-    let key = new.idempotency_key.as_deref().unwrap_or_default();
-    let row = sqlx::query(
-        "SELECT request_hash, body FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
-    )
-    .bind(&new.session.tenant)
-    .bind(key)
-    .fetch_one(pool)
-    .await?;
-    let stored: Vec<u8> = row.try_get("request_hash")?;
-    if stored != new.request_hash {
-        return Ok(Created::IdempotencyMismatch);
+    let mut conn = pool.acquire().await?;
+    match writer::by_key(&mut conn, new).await? {
+        Some(writer::Done::Existing(session)) => Ok(Created::Existing(session)),
+        Some(writer::Done::Mismatch) => Ok(Created::IdempotencyMismatch),
+        _ => Err(StoreError::Corrupt(
+            "an idempotency key's conflict names no session".into(),
+        )),
     }
-    Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)))
 }
 
 #[async_trait]
@@ -187,20 +130,8 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        if let Some(key) = &new.idempotency_key {
-            let found: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
-            )
-            .bind(&s.tenant)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if found.is_some() {
-                drop(tx);
-                return existing(&self.pool, new).await;
-            }
-        }
-        if !new.allow_concurrent {
+        let found = writer::by_key(&mut tx, new).await?;
+        if found.is_none() {
             let busy: Option<i32> = sqlx::query_scalar(
                 "SELECT 1 FROM sessions WHERE tenant = $1 AND signer = $2
                  AND next_check_at IS NOT NULL LIMIT 1",
@@ -213,36 +144,27 @@ impl Store for PgStore {
                 return Ok(Created::SignerBusy);
             }
         }
-        let body = encode(s)?;
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-                 idempotency_key, request_hash, created_at, expires_at, next_check_at, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-        )
-        .bind(s.id.as_str())
-        .bind(&s.tenant)
-        .bind(&s.provider)
-        .bind(&s.signer)
-        .bind(s.status.as_str())
-        .bind(&s.reference)
-        .bind(&new.idempotency_key)
-        .bind(new.request_hash.as_slice())
-        .bind(ms(s.created_at))
-        .bind(ms(s.expires_at))
-        .bind(ms(s.created_at))
-        .bind(&body)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let done = match found {
+            Some(done) => done,
+            None => writer::insert(&mut tx, new).await?,
+        };
+        match done {
+            writer::Done::Event { .. } => {
+                let events = writer::number(&mut tx, &self.instance, std::slice::from_ref(&done));
+                let event = events.await?.pop().flatten();
+                tx.commit().await?;
+                event
+                    .map(Created::New)
+                    .ok_or_else(|| StoreError::Corrupt("a created session got no event".into()))
+            }
+            writer::Done::Existing(session) => Ok(Created::Existing(session)),
+            writer::Done::Mismatch => Ok(Created::IdempotencyMismatch),
             // Another instance inserted the same idempotency key meanwhile.
-            drop(tx);
-            return existing(&self.pool, new).await;
+            writer::Done::Conflict | writer::Done::Unchanged => {
+                drop(tx);
+                existing(&self.pool, new).await
+            }
         }
-        let event = self.write_event(&mut tx, s, &body).await?;
-        tx.commit().await?;
-        Ok(Created::New(event))
     }
 
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError> {

@@ -48,7 +48,7 @@ pub(super) struct Op {
 }
 
 /// What a change came to inside the transaction.
-enum Done {
+pub(super) enum Done {
     /// An event to number: the session as written.
     Event {
         tenant: String,
@@ -261,25 +261,42 @@ struct CreateColumns<'a> {
 }
 
 async fn create(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreError> {
-    let s = &new.session;
-    if let Some(key) = &new.idempotency_key {
-        let row = sqlx::query(
-            "SELECT request_hash, body FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
-        )
-        .bind(&s.tenant)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            let stored: Vec<u8> = row.try_get("request_hash")?;
-            if stored != new.request_hash {
-                return Ok(Done::Mismatch);
-            }
-            return Ok(Done::Existing(Box::new(crate::store::decode(
-                row.try_get("body")?,
-            )?)));
-        }
+    match by_key(tx, new).await? {
+        Some(done) => Ok(done),
+        None => insert(tx, new).await,
     }
+}
+
+/// The session the create's idempotency key already names (or a mismatch), if any.
+pub(super) async fn by_key(
+    tx: &mut PgConnection,
+    new: &NewSession,
+) -> Result<Option<Done>, StoreError> {
+    let Some(key) = &new.idempotency_key else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "SELECT request_hash, body FROM sessions WHERE tenant = $1 AND idempotency_key = $2",
+    )
+    .bind(&new.session.tenant)
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let stored: Vec<u8> = row.try_get("request_hash")?;
+    if stored != new.request_hash {
+        return Ok(Some(Done::Mismatch));
+    }
+    Ok(Some(Done::Existing(Box::new(crate::store::decode(
+        row.try_get("body")?,
+    )?))))
+}
+
+/// Inserts the session; `Conflict` when another writer holds its idempotency key.
+pub(super) async fn insert(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreError> {
+    let s = &new.session;
     let body = encode(s)?;
     let inserted = sqlx::query(
         "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
@@ -402,7 +419,7 @@ struct OutboxRows<'a> {
 
 /// Numbers the batch's events per tenant, writes them to the outbox and announces them.
 /// Returns each change's event (in the order of `done`).
-async fn number(
+pub(super) async fn number(
     tx: &mut PgConnection,
     instance: &str,
     done: &[Done],
