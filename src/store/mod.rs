@@ -93,6 +93,34 @@ pub struct Change<'a> {
     pub work: Option<&'a str>,
 }
 
+/// A [`Change`] as the writers queue it: owned, the session's JSON encoded once, and no next
+/// check for a terminal status.
+#[derive(Debug)]
+pub(crate) struct StatusWrite {
+    pub session: Box<Session>,
+    pub body: String,
+    pub expected: Status,
+    pub next_check_at: Option<i64>,
+    pub work: Option<String>,
+}
+
+impl StatusWrite {
+    pub(crate) fn of(change: &Change<'_>) -> Result<Self, StoreError> {
+        let s = change.session;
+        Ok(Self {
+            session: Box::new(s.clone()),
+            body: encode(s)?,
+            expected: change.expected,
+            next_check_at: if s.status.is_terminal() {
+                None
+            } else {
+                change.next_check_at.map(ms)
+            },
+            work: change.work.map(str::to_owned),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub reference: Option<String>,

@@ -16,8 +16,8 @@ use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    decode, encode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    Store, StoreError, StoreOptions, Woken, Work,
+    decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    StatusWrite, Store, StoreError, StoreOptions, Woken, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
@@ -293,19 +293,7 @@ impl Store for PgStore {
     }
 
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
-        let s = change.session;
-        let next_check_at = if s.status.is_terminal() {
-            None
-        } else {
-            change.next_check_at.map(ms)
-        };
-        let change = writer::Change::Apply {
-            session: Box::new(s.clone()),
-            body: encode(s)?,
-            expected: change.expected,
-            next_check_at,
-            work: change.work.map(str::to_owned),
-        };
+        let change = writer::Change::Apply(StatusWrite::of(&change)?);
         self.write(change, writer::Reply::Applied).await
     }
 

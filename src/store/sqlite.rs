@@ -20,8 +20,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    decode, encode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    Store, StoreError, Woken, Work,
+    decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    StatusWrite, Store, StoreError, Woken, Work,
 };
 use crate::domain::{Session, SessionId, Status};
 use writer::Op;
@@ -216,24 +216,8 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
-        let s = change.session;
-        let body = encode(s)?;
-        let next_check_at = if s.status.is_terminal() {
-            None
-        } else {
-            change.next_check_at.map(ms)
-        };
-        let session = Box::new(s.clone());
-        let (expected, work) = (change.expected, change.work.map(str::to_owned));
-        self.write(|reply| Op::Apply {
-            session,
-            body,
-            expected,
-            next_check_at,
-            work,
-            reply,
-        })
-        .await
+        let write = StatusWrite::of(&change)?;
+        self.write(|reply| Op::Apply { write, reply }).await
     }
 
     async fn reschedule(

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Notice, CHANNEL};
 use crate::domain::{Session, SessionId, Status};
-use crate::store::{encode, ms, render_frame, Created, Event, NewSession, StoreError};
+use crate::store::{encode, ms, render_frame, Created, Event, NewSession, StatusWrite, StoreError};
 
 /// Changes one transaction may carry; more wait for the next commit.
 const MAX_BATCH: usize = 256;
@@ -28,13 +28,7 @@ const MAX_BATCH: usize = 256;
 /// One change, as data, so that it can be run again on its own if its batch fails.
 pub(super) enum Change {
     Create(Box<NewSession>),
-    Apply {
-        session: Box<Session>,
-        body: String,
-        expected: Status,
-        next_check_at: Option<i64>,
-        work: Option<String>,
-    },
+    Apply(StatusWrite),
 }
 
 pub(super) enum Reply {
@@ -159,7 +153,7 @@ async fn stage(
     while let Some(first) = rest.first() {
         let run = run_len(rest);
         match first {
-            Change::Apply { .. } => done.extend(apply_many(tx, &rest[..run]).await?),
+            Change::Apply(_) => done.extend(apply_many(tx, &rest[..run]).await?),
             Change::Create(new) if new.idempotency_key.is_none() => {
                 done.extend(create_many(tx, &rest[..run]).await?)
             }
@@ -176,7 +170,7 @@ async fn stage(
 fn run_len(changes: &[&Change]) -> usize {
     fn groupable(c: &Change) -> Option<(bool, &str)> {
         match c {
-            Change::Apply { session, .. } => Some((true, session.id.as_str())),
+            Change::Apply(w) => Some((true, w.session.id.as_str())),
             Change::Create(new) if new.idempotency_key.is_none() => {
                 Some((false, new.session.id.as_str()))
             }
@@ -335,20 +329,13 @@ pub(super) async fn insert(tx: &mut PgConnection, new: &NewSession) -> Result<Do
 async fn apply_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Done>, StoreError> {
     let mut c = ApplyColumns::default();
     for change in changes {
-        if let Change::Apply {
-            session,
-            body,
-            expected,
-            next_check_at,
-            work,
-        } = change
-        {
-            c.ids.push(session.id.as_str());
-            c.expected.push(expected.as_str());
-            c.statuses.push(session.status.as_str());
-            c.bodies.push(body);
-            c.next.push(*next_check_at);
-            c.work.push(work.as_deref());
+        if let Change::Apply(w) = change {
+            c.ids.push(w.session.id.as_str());
+            c.expected.push(w.expected.as_str());
+            c.statuses.push(w.session.status.as_str());
+            c.bodies.push(&w.body);
+            c.next.push(w.next_check_at);
+            c.work.push(w.work.as_deref());
         }
     }
     // Row locks in id order, as lease releases take them, so two writers never wait on each
@@ -384,14 +371,12 @@ async fn apply_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Do
     Ok(changes
         .iter()
         .map(|change| match change {
-            Change::Apply { session, body, .. } if updated.contains(session.id.as_str()) => {
-                Done::Event {
-                    tenant: session.tenant.clone(),
-                    id: session.id.clone(),
-                    status: session.status,
-                    body: body.clone(),
-                }
-            }
+            Change::Apply(w) if updated.contains(w.session.id.as_str()) => Done::Event {
+                tenant: w.session.tenant.clone(),
+                id: w.session.id.clone(),
+                status: w.session.status,
+                body: w.body.clone(),
+            },
             _ => Done::Unchanged,
         })
         .collect())

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sqlx::{Row, SqliteConnection};
 
-use super::super::{decode, encode, ms, render_frame, Created, Event, NewSession, StoreError};
+use super::super::{
+    decode, encode, ms, render_frame, Created, Event, NewSession, StatusWrite, StoreError,
+};
 use crate::domain::{Session, SessionId, Status};
 
 /// Each tenant's last committed-or-batched `seq`, the tenants this batch moved, and the
@@ -163,21 +165,12 @@ async fn write_event(
     Ok(event)
 }
 
-/// One status change of a group applied with [`apply_many`].
-pub(super) struct ApplyRow<'a> {
-    pub session: &'a Session,
-    pub body: &'a str,
-    pub expected: Status,
-    pub next_check_at: Option<i64>,
-    pub work: Option<&'a str>,
-}
-
-/// Status changes of distinct sessions in one statement (what [`apply`] does for each);
+/// Status changes of distinct sessions in one statement;
 /// returns each change's event, `None` where the session no longer had its expected status.
 pub(super) async fn apply_many(
     conn: &mut SqliteConnection,
     seqs: &mut Seqs,
-    rows: &[ApplyRow<'_>],
+    rows: &[StatusWrite],
 ) -> Result<Vec<Option<Event>>, StoreError> {
     let values = vec!["(?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
     let sql = format!(
@@ -195,11 +188,11 @@ pub(super) async fn apply_many(
             .bind(r.session.id.as_str())
             .bind(r.expected.as_str())
             .bind(r.session.status.as_str())
-            .bind(r.body)
+            .bind(&r.body)
             .bind(r.next_check_at)
-            .bind(r.work);
+            .bind(r.work.as_deref());
     }
-    let updated: Vec<String> = q
+    let updated: std::collections::HashSet<String> = q
         .persistent(rows.len() == APPLY_CHUNK)
         .fetch_all(&mut *conn)
         .await?
@@ -208,8 +201,8 @@ pub(super) async fn apply_many(
         .collect::<Result<_, _>>()?;
     let mut events = Vec::with_capacity(rows.len());
     for r in rows {
-        events.push(if updated.iter().any(|id| id == r.session.id.as_str()) {
-            Some(write_event(conn, seqs, r.session, r.body).await?)
+        events.push(if updated.contains(r.session.id.as_str()) {
+            Some(write_event(conn, seqs, &r.session, &r.body).await?)
         } else {
             None
         });

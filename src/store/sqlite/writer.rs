@@ -14,11 +14,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::{Created, Event, NewSession, StoreError};
-use super::sql::{
-    apply_many, claim, create, reschedule, update_ids, wake, ApplyRow, Seqs, APPLY_CHUNK,
-};
-use crate::domain::{Session, SessionId, Status};
+use super::super::{Created, Event, NewSession, StatusWrite, StoreError};
+use super::sql::{apply_many, claim, create, reschedule, update_ids, wake, Seqs, APPLY_CHUNK};
+use crate::domain::{SessionId, Status};
 
 /// Writes one transaction may carry; more wait for the next commit.
 const MAX_BATCH: usize = 256;
@@ -36,11 +34,7 @@ pub(super) enum Op {
         oneshot::Sender<Result<Created, StoreError>>,
     ),
     Apply {
-        session: Box<Session>,
-        body: String,
-        expected: Status,
-        next_check_at: Option<i64>,
-        work: Option<String>,
+        write: StatusWrite,
         reply: oneshot::Sender<Result<Option<Event>, StoreError>>,
     },
     Reschedule {
@@ -155,8 +149,8 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
             let mut group = vec![op];
             while group.len() < APPLY_CHUNK {
                 match ops.peek() {
-                    Some(Op::Apply { session, .. })
-                        if !group.iter().any(|g| applies_to(g, &session.id)) =>
+                    Some(Op::Apply { write, .. })
+                        if !group.iter().any(|g| applies_to(g, &write.session.id)) =>
                     {
                         group.extend(ops.next());
                     }
@@ -203,7 +197,7 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
 }
 
 fn applies_to(op: &Op, id: &SessionId) -> bool {
-    matches!(op, Op::Apply { session, .. } if session.id == *id)
+    matches!(op, Op::Apply { write, .. } if write.session.id == *id)
 }
 
 /// Runs a group of status changes of distinct sessions with one statement.
@@ -212,34 +206,15 @@ async fn apply_group(
     seqs: &mut Seqs,
     group: Vec<Op>,
 ) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
-    let mut rows = Vec::with_capacity(group.len());
+    let mut writes = Vec::with_capacity(group.len());
     let mut senders = Vec::with_capacity(group.len());
-    for op in &group {
-        if let Op::Apply {
-            session,
-            body,
-            expected,
-            next_check_at,
-            work,
-            ..
-        } = op
-        {
-            rows.push(ApplyRow {
-                session,
-                body,
-                expected: *expected,
-                next_check_at: *next_check_at,
-                work: work.as_deref(),
-            });
-        }
-    }
-    let result = apply_many(conn, seqs, &rows).await;
-    drop(rows);
     for op in group {
-        if let Op::Apply { reply, .. } = op {
+        if let Op::Apply { write, reply } = op {
+            writes.push(write);
             senders.push(reply);
         }
     }
+    let result = apply_many(conn, seqs, &writes).await;
     match result {
         Ok(events) => Ok(senders
             .into_iter()
