@@ -37,11 +37,6 @@ pub(super) async fn prepare_cms(
     let found = retry::with_backoff(budget, || entry.adapter.signing_certificate(&signer)).await;
     observe(entry, "certificate", &found);
     let now = Utc::now();
-    let failure = |code, message: String| Failure {
-        code,
-        provider_code: None,
-        message,
-    };
     let bundle = match found {
         Ok(Some(bundle)) => bundle,
         Ok(None) => {
@@ -102,11 +97,6 @@ pub(super) async fn judge(
     bundle: Option<CertBundle>,
     now: DateTime<Utc>,
 ) -> Result<SignResult, Failure> {
-    let failure = |code, message: String| Failure {
-        code,
-        provider_code: None,
-        message,
-    };
     let mut bundle = bundle.ok_or_else(|| {
         failure(
             ErrorCode::UntrustedCertificate,
@@ -156,17 +146,13 @@ pub(super) async fn judge(
         chain: &bundle.chain,
         at: now,
     };
-    let verdict = entry
-        .verifier
-        .verify(&check, &entry.anchors, entry.revocation)
-        .await
-        .map_err(|r| failure(ErrorCode::from_verdict(r.code()), r.error.to_string()))?;
-    if !verify::signer_matches(&verdict.identity, &session.signer) {
-        return Err(failure(
-            ErrorCode::SignerMismatch,
-            "the certificate does not belong to the requested signer".into(),
-        ));
-    }
+    let verdict = accepted(
+        entry
+            .verifier
+            .verify(&check, &entry.anchors, entry.revocation)
+            .await,
+        session,
+    )?;
     let signature = match &attributes {
         Some(a) => cms_build::assemble(a, signature, scheme, &bundle.certificate, &bundle.chain)
             .map_err(|e| failure(ErrorCode::ProviderError, e.to_string()))?,
@@ -199,11 +185,6 @@ pub(super) async fn judge_cms(
     bundle: Option<CertBundle>,
     now: DateTime<Utc>,
 ) -> Result<SignResult, Failure> {
-    let failure = |code, message: String| Failure {
-        code,
-        provider_code: None,
-        message,
-    };
     let bundle = bundle.ok_or_else(|| {
         failure(
             ErrorCode::UntrustedCertificate,
@@ -219,17 +200,13 @@ pub(super) async fn judge_cms(
         extra_certificates: &extra,
         at: now,
     };
-    let verdict = entry
-        .verifier
-        .verify_cms(&check, &entry.anchors, entry.revocation)
-        .await
-        .map_err(|r| failure(ErrorCode::from_verdict(r.code()), r.error.to_string()))?;
-    if !verify::signer_matches(&verdict.identity, &session.signer) {
-        return Err(failure(
-            ErrorCode::SignerMismatch,
-            "the certificate does not belong to the requested signer".into(),
-        ));
-    }
+    let verdict = accepted(
+        entry
+            .verifier
+            .verify_cms(&check, &entry.anchors, entry.revocation)
+            .await,
+        session,
+    )?;
     let scheme = verify::unpack_cms(&check).map_or(Scheme::Pkcs1v15, |u| u.scheme);
     Ok(SignResult {
         format: Format::Cms,
@@ -251,5 +228,31 @@ fn algorithm_name(scheme: Scheme) -> String {
     match scheme {
         Scheme::Pkcs1v15 => "sha256WithRSAEncryption".into(),
         Scheme::PssSha256 => "rsassaPss-sha256".into(),
+    }
+}
+
+/// The verifier's answer as the session's: a refusal becomes its failure code, and the
+/// certificate must name the signer the portal asked for.
+fn accepted(
+    verdict: Result<verify::Verdict, verify::Refusal>,
+    session: &Session,
+) -> Result<verify::Verdict, Failure> {
+    let verdict =
+        verdict.map_err(|r| failure(ErrorCode::from_verdict(r.code()), r.error.to_string()))?;
+    if !verify::signer_matches(&verdict.identity, &session.signer) {
+        return Err(failure(
+            ErrorCode::SignerMismatch,
+            "the certificate does not belong to the requested signer".into(),
+        ));
+    }
+    Ok(verdict)
+}
+
+/// A failure the gateway itself found (no provider code).
+fn failure(code: ErrorCode, message: String) -> Failure {
+    Failure {
+        code,
+        provider_code: None,
+        message,
     }
 }
