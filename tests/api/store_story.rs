@@ -400,6 +400,44 @@ async fn the_store_story_holds_on_postgres() {
     .await;
 }
 
+/// PostgreSQL writes queued together share one transaction; a change that fails must fail
+/// alone, and the others still commit with gap-free event numbers.
+#[tokio::test]
+async fn one_bad_change_in_a_postgres_batch_fails_alone() {
+    let Some(db) = fresh_db("one_bad_change_in_a_postgres_batch_fails_alone").await else {
+        return;
+    };
+    let store = store::open(&db.url, &StoreOptions::default())
+        .await
+        .expect("postgres");
+    let a = session("t1", "001099012345", "r1");
+    let mut twin = session("t1", "001099012346", "r2");
+    twin.id = a.id.clone(); // the same primary key: its insert must fail
+    let b = session("t1", "001099012347", "r3");
+    // Queued in one poll, so the writer takes them as one batch.
+    let (na, ntwin, nb) = (
+        new(&a, None, 1, true),
+        new(&twin, None, 2, true),
+        new(&b, None, 3, true),
+    );
+    let (ra, rtwin, rb) = tokio::join!(store.create(&na), store.create(&ntwin), store.create(&nb));
+    assert!(matches!(ra.expect("a"), Created::New(_)));
+    assert!(
+        rtwin.is_err(),
+        "a second session with the same id is refused"
+    );
+    assert!(matches!(rb.expect("b"), Created::New(_)));
+    let seqs: Vec<i64> = store
+        .events_after("t1", 0, 10)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+    assert!(store.get("t1", &b.id).await.expect("get").is_some());
+}
+
 fn instance(name: &str, lease_ms: u64) -> StoreOptions {
     StoreOptions {
         instance: name.into(),
