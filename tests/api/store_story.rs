@@ -438,6 +438,38 @@ async fn one_bad_change_in_a_postgres_batch_fails_alone() {
     assert!(store.get("t1", &b.id).await.expect("get").is_some());
 }
 
+/// SQLite's writer never checkpoints (a checkpoint's sync would stall every queued write);
+/// the checkpointer copies the WAL into the database file beside it.
+#[tokio::test]
+async fn sqlite_checkpoints_the_wal_beside_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("s.db");
+    let store = store::open(
+        &format!("sqlite://{}", file.display()),
+        &StoreOptions::default(),
+    )
+    .await
+    .expect("sqlite");
+    let before = std::fs::metadata(&file).expect("db file").len();
+    for i in 0..300 {
+        let s = session("t1", &format!("0010990{i:05}"), "r");
+        store.create(&new(&s, None, 1, true)).await.expect("create");
+    }
+    // The sessions reach the database file itself within a few checkpoint periods.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let grown = loop {
+        let len = std::fs::metadata(&file).expect("db file").len();
+        if len > before + 100_000 || tokio::time::Instant::now() > deadline {
+            break len;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        grown > before + 100_000,
+        "database file {before} → {grown} bytes: the WAL was not checkpointed"
+    );
+}
+
 fn instance(name: &str, lease_ms: u64) -> StoreOptions {
     StoreOptions {
         instance: name.into(),
