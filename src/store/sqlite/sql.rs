@@ -21,8 +21,23 @@ pub(super) struct Seqs {
     outbox: Vec<Event>,
 }
 
-/// Outbox rows per INSERT: 6 parameters each, far under SQLite's limit.
-const OUTBOX_CHUNK: usize = 64;
+/// Rows per multi-row statement, largest first: any count splits into pieces of these sizes,
+/// so each statement shape is prepared once and kept (6 parameters a row, far under SQLite's
+/// limit).
+const PIECES: [usize; 4] = [64, 16, 4, 1];
+
+/// Splits `items` into pieces whose lengths are all in [`PIECES`].
+fn pieces<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    for size in PIECES {
+        while items.len() >= size {
+            let (piece, rest) = items.split_at(size);
+            out.push(piece);
+            items = rest;
+        }
+    }
+    out
+}
 
 impl Seqs {
     pub(super) async fn next(
@@ -50,7 +65,7 @@ impl Seqs {
     pub(super) async fn write(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         let now = ms(Utc::now());
         let rows = std::mem::take(&mut self.outbox);
-        for chunk in rows.chunks(OUTBOX_CHUNK) {
+        for chunk in pieces(&rows) {
             let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!(
                 "INSERT INTO outbox (tenant, seq, session_id, status, frame, created_at)
@@ -66,10 +81,7 @@ impl Seqs {
                     .bind(&*ev.frame)
                     .bind(now);
             }
-            // Full chunks share one prepared statement; the last, shorter one is prepared once.
-            q.persistent(chunk.len() == OUTBOX_CHUNK)
-                .execute(&mut *conn)
-                .await?;
+            q.execute(&mut *conn).await?;
         }
         for tenant in self.moved.drain(..) {
             let last = self.last.get(&tenant).copied().unwrap_or(0);
@@ -165,9 +177,21 @@ async fn write_event(
     Ok(event)
 }
 
-/// Status changes of distinct sessions in one statement;
-/// returns each change's event, `None` where the session no longer had its expected status.
+/// Status changes of distinct sessions, a statement per piece of [`PIECES`] rows; returns
+/// each change's event, `None` where the session no longer had its expected status.
 pub(super) async fn apply_many(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    rows: &[StatusWrite],
+) -> Result<Vec<Option<Event>>, StoreError> {
+    let mut events = Vec::with_capacity(rows.len());
+    for piece in pieces(rows) {
+        events.extend(apply_piece(conn, seqs, piece).await?);
+    }
+    Ok(events)
+}
+
+async fn apply_piece(
     conn: &mut SqliteConnection,
     seqs: &mut Seqs,
     rows: &[StatusWrite],
@@ -193,7 +217,6 @@ pub(super) async fn apply_many(
             .bind(r.work.as_deref());
     }
     let updated: std::collections::HashSet<String> = q
-        .persistent(rows.len() == APPLY_CHUNK)
         .fetch_all(&mut *conn)
         .await?
         .iter()
@@ -210,7 +233,7 @@ pub(super) async fn apply_many(
     Ok(events)
 }
 
-/// Status changes per [`apply_many`] statement.
+/// Status changes the writer groups for one [`apply_many`].
 pub(super) const APPLY_CHUNK: usize = 64;
 
 pub(super) async fn reschedule(
@@ -324,4 +347,21 @@ pub(super) async fn update_ids(
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pieces, PIECES};
+
+    #[test]
+    fn pieces_keep_order_and_use_only_the_prepared_sizes() {
+        for n in 0..200usize {
+            let items: Vec<usize> = (0..n).collect();
+            let split = pieces(&items);
+            assert!(split.iter().all(|p| PIECES.contains(&p.len())), "{n}");
+            assert_eq!(split.concat(), items, "{n}");
+        }
+        let lens: Vec<usize> = pieces(&[0u8; 85]).iter().map(|p| p.len()).collect();
+        assert_eq!(lens, vec![64, 16, 4, 1]);
+    }
 }
