@@ -69,6 +69,10 @@ pub struct DatabaseConfig {
     /// PostgreSQL: how long a claimed session stays with an instance without renewal; after
     /// an instance dies, its sessions move on after at most this long.
     pub lease_s: u64,
+    /// SQLite: the size (MiB) of write-ahead log at which the checkpointer briefly holds
+    /// writes back so the log starts over; under constant writes it would otherwise grow for
+    /// as long as the load lasts.
+    pub wal_limit_mb: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -77,6 +81,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://kyso.db".into(),
             max_connections: 16,
             lease_s: 15,
+            wal_limit_mb: 64,
         }
     }
 }

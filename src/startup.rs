@@ -47,6 +47,7 @@ impl Application {
             instance: format!("kyso-{}", ulid::Ulid::new()),
             lease: Duration::from_secs(config.database.lease_s.max(1)),
             max_connections: config.database.max_connections.max(2),
+            wal_limit: config.database.wal_limit_mb.max(1) << 20,
         };
         let store = store::open(&config.database.url, &options)
             .await

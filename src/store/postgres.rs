@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    StatusWrite, Store, StoreError, StoreOptions, Woken, Work,
+    StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
@@ -369,29 +369,14 @@ impl Store for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, session_id, status, frame FROM outbox
-             WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(tenant)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(EVENTS_AFTER)
+            .bind(tenant)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         let tenant: Arc<str> = tenant.into();
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("session_id")?;
-                let status: String = r.try_get("status")?;
-                event_from_row(
-                    &tenant,
-                    r.try_get("seq")?,
-                    &id,
-                    &status,
-                    r.try_get("frame")?,
-                )
-            })
-            .collect()
+        rows.iter().map(|r| event_from_row(&tenant, r)).collect()
     }
 
     async fn fan_in(&self, hub: Hub, shutdown: watch::Receiver<bool>) {

@@ -16,12 +16,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    StatusWrite, Store, StoreError, Woken, Work,
+    StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use writer::Op;
@@ -32,18 +32,18 @@ pub struct SqliteStore {
     lease_ms: i64,
 }
 
-/// The lease when the caller names none (tests that open a store directly).
-const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Writes waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 16_384;
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with(url, DEFAULT_LEASE).await
+        Self::open_with(url, &StoreOptions::default()).await
     }
 
-    /// Opens the file with `lease` as the length of a claim between renewals.
-    pub async fn open_with(url: &str, lease: Duration) -> Result<Self, StoreError> {
+    /// Opens the file with `options.lease` as the length of a claim between renewals and
+    /// `options.wal_limit` as the WAL size that makes the checkpointer restart the log.
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let (lease, wal_limit) = (options.lease, options.wal_limit);
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -78,7 +78,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        tokio::spawn(checkpoint(checkpointer, writes.downgrade()));
+        tokio::spawn(checkpoint(checkpointer, writes.downgrade(), wal_limit));
         Ok(Self {
             writes,
             reader,
@@ -120,10 +120,13 @@ impl SqliteStore {
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// Checkpoints the WAL beside the writer (PASSIVE: it never blocks the writer or readers) until
-/// the store is gone. The writer restarts the WAL from its start once a checkpoint has copied
-/// all of it, so the file stays small without the writer ever waiting for a sync.
-async fn checkpoint(pool: SqlitePool, store: mpsc::WeakSender<Op>) {
+/// Checkpoints the WAL beside the writer until the store is gone. PASSIVE never blocks the
+/// writer or readers, and the writer starts the log over when its transaction begins with
+/// every frame copied — which, under constant writes, never happens: a batch always commits
+/// while the checkpoint runs, and the log grows as long as the load lasts. So once the log
+/// holds `limit` bytes, a RESTART checkpoint holds the writer back for the copy of what the
+/// PASSIVE one just missed (and the sync), and the next transaction writes from the log's start.
+async fn checkpoint(pool: SqlitePool, store: mpsc::WeakSender<Op>, limit: u64) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -131,14 +134,30 @@ async fn checkpoint(pool: SqlitePool, store: mpsc::WeakSender<Op>) {
         if store.upgrade().is_none() {
             break;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        if let Err(e) = checkpoint_once(&pool, limit).await {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
     pool.close().await;
+}
+
+async fn checkpoint_once(pool: &SqlitePool, limit: u64) -> Result<(), sqlx::Error> {
+    // (busy, frames in the log, frames copied)
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(pool)
+        .await?;
+    if frames.saturating_mul(page) as u64 >= limit {
+        let (busy, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(pool)
+            .await?;
+        metrics::counter!("kyso_sqlite_wal_restarts_total", "done" => (busy == 0).to_string())
+            .increment(1);
+        tracing::debug!(busy, frames, "WAL restart checkpoint");
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -265,29 +284,14 @@ impl Store for SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, session_id, status, frame FROM outbox
-             WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(tenant)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(EVENTS_AFTER)
+            .bind(tenant)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
         let tenant: Arc<str> = tenant.into();
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("session_id")?;
-                let status: String = r.try_get("status")?;
-                event_from_row(
-                    &tenant,
-                    r.try_get("seq")?,
-                    &id,
-                    &status,
-                    r.try_get("frame")?,
-                )
-            })
-            .collect()
+        rows.iter().map(|r| event_from_row(&tenant, r)).collect()
     }
 
     async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {

@@ -167,7 +167,7 @@ async fn story(store: Arc<dyn Store>) {
         next_check_at: None,
         work: None,
     };
-    assert!(store.apply(done).await.expect("apply").is_some());
+    let signed = store.apply(done).await.expect("apply").expect("an event");
     assert!(!store
         .wake(&a.id, "vnpt-smartca", false)
         .await
@@ -209,6 +209,10 @@ async fn story(store: Arc<dyn Store>) {
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
     assert!(events[3].frame.contains("\"status\":\"signed\""));
+    // A terminal event's frame is rendered from the session's row on replay (it is not stored
+    // twice): the same bytes as the frame sent live.
+    assert_eq!(events[3].frame, signed.frame);
+    assert!(events[..3].iter().all(|e| !e.frame.contains("\"signed\"")));
     assert_eq!(
         store
             .events_after("t1", 2, 100)
@@ -385,6 +389,18 @@ async fn the_store_story_holds_on_sqlite() {
             .expect("sqlite"),
     )
     .await;
+    // The terminal event kept no copy of the session's body (it is rendered from the row).
+    let stored: Vec<(String, bool)> =
+        sqlx::query_as("SELECT status, frame IS NULL FROM outbox WHERE tenant = 't1' ORDER BY seq")
+            .fetch_all(&sqlx::SqlitePool::connect(&url).await.expect("reopen"))
+            .await
+            .expect("outbox");
+    let bare: Vec<&str> = stored
+        .iter()
+        .filter(|r| r.1)
+        .map(|r| r.0.as_str())
+        .collect();
+    assert_eq!(bare, ["signed"]);
 }
 
 #[tokio::test]
@@ -470,11 +486,68 @@ async fn sqlite_checkpoints_the_wal_beside_the_writer() {
     );
 }
 
+/// Under writes that never pause, a PASSIVE checkpoint never lets the writer start the WAL
+/// over, and the log grows for as long as the load lasts; once it passes `wal_limit` the
+/// checkpointer forces a restart. Each restart bumps the checkpoint sequence number in the
+/// WAL header (bytes 12..16), read here while the writers are still busy.
+#[tokio::test]
+async fn sqlite_restarts_the_wal_under_constant_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("s.db");
+    let wal = dir.path().join("s.db-wal");
+    let options = StoreOptions {
+        wal_limit: 1 << 20,
+        ..StoreOptions::default()
+    };
+    let store = store::open(&format!("sqlite://{}", file.display()), &options)
+        .await
+        .expect("sqlite");
+    let restarts = || {
+        let header = std::fs::read(&wal).unwrap_or_default();
+        header
+            .get(12..16)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+    };
+    // 16 writers back to back: the writer's queue is never empty until they stop.
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let (store, busy) = (store.clone(), busy.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    let s = session("t1", &format!("001{w:02}{i:07}"), "r");
+                    store.create(&new(&s, None, 1, true)).await.expect("create");
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = restarts();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut last = first;
+    while last < first + 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        last = restarts();
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert!(
+        last >= first + 3,
+        "the WAL started over {} times in 10 s of constant writes",
+        last - first
+    );
+}
+
 fn instance(name: &str, lease_ms: u64) -> StoreOptions {
     StoreOptions {
         instance: name.into(),
         lease: Duration::from_millis(lease_ms),
         max_connections: 4,
+        ..StoreOptions::default()
     }
 }
 

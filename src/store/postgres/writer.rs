@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Notice, CHANNEL};
 use crate::domain::{Session, SessionId, Status};
-use crate::store::{encode, ms, render_frame, Created, Event, NewSession, StatusWrite, StoreError};
+use crate::store::{
+    encode, ms, render_frame, stored_frame, Created, Event, NewSession, StatusWrite, StoreError,
+};
 
 /// Changes one transaction may carry; more wait for the next commit.
 const MAX_BATCH: usize = 256;
@@ -399,7 +401,8 @@ struct OutboxRows<'a> {
     seqs: Vec<i64>,
     ids: Vec<&'a str>,
     statuses: Vec<&'a str>,
-    frames: Vec<String>,
+    /// `None` for a terminal event (see [`stored_frame`]).
+    frames: Vec<Option<String>>,
 }
 
 /// Numbers the batch's events per tenant, writes them to the outbox and announces them.
@@ -463,14 +466,15 @@ pub(super) async fn number(
         rows.seqs.push(seq);
         rows.ids.push(id.as_str());
         rows.statuses.push(status.as_str());
-        rows.frames.push(frame.clone());
-        events.push(Some(Event {
+        let event = Event {
             tenant: tenant.as_str().into(),
             seq,
             session_id: id.clone(),
             status: *status,
             frame: frame.into(),
-        }));
+        };
+        rows.frames.push(stored_frame(&event).map(str::to_owned));
+        events.push(Some(event));
     }
     if rows.tenants.is_empty() {
         return Ok(events);

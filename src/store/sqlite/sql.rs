@@ -7,7 +7,8 @@ use chrono::Utc;
 use sqlx::{Row, SqliteConnection};
 
 use super::super::{
-    decode, encode, ms, render_frame, Created, Event, NewSession, StatusWrite, StoreError,
+    decode, encode, ms, render_frame, stored_frame, Created, Event, NewSession, StatusWrite,
+    StoreError,
 };
 use crate::domain::{Session, SessionId, Status};
 
@@ -78,7 +79,7 @@ impl Seqs {
                     .bind(ev.seq)
                     .bind(ev.session_id.as_str())
                     .bind(ev.status.as_str())
-                    .bind(&*ev.frame)
+                    .bind(stored_frame(ev))
                     .bind(now);
             }
             q.execute(&mut *conn).await?;
