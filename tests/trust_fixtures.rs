@@ -301,6 +301,34 @@ async fn a_known_signer_is_answered_from_the_cache_until_next_update() {
     assert_eq!(fetch.calls(), 1, "one OCSP round trip for three signatures");
 }
 
+/// A known signer skips the path and the decoding, never the signature: another digest, or a
+/// signature by a different key under the known certificate, is refused with the identity.
+#[tokio::test]
+async fn a_known_signer_still_has_every_signature_checked() {
+    let verifier = Verifier::offline(evidence(&["ocsp-resp-person.der"], &[]));
+    let good = Signed::new("person");
+    verifier
+        .verify(&good.check(), &root(), RevocationPolicy::Require)
+        .await
+        .expect("good: the signer is now known");
+    let mut other_digest = Signed::new("person");
+    other_digest.digest[0] ^= 1;
+    let mut other_key = Signed::new("person");
+    other_key.signature = read("sig-revoked.pkcs1");
+    for bad in [other_digest, other_key] {
+        let refusal = verifier
+            .verify(&bad.check(), &root(), RevocationPolicy::Require)
+            .await
+            .expect_err("a bad signature by a known signer");
+        assert_eq!(refusal.code(), "invalid_signature");
+        assert!(refusal.identity.is_some(), "the known signer is named");
+    }
+    verifier
+        .verify(&good.check(), &root(), RevocationPolicy::Require)
+        .await
+        .expect("and the good one still passes");
+}
+
 #[tokio::test]
 async fn when_ocsp_is_down_the_crl_decides_and_is_fetched_once() {
     let fetch = Arc::new(Canned {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use der::Decode;
+use rsa::RsaPublicKey;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
@@ -84,6 +85,10 @@ fn refuse(stage: Stage, error: VerifyError, identity: Option<Identity>) -> Box<R
 /// What a proven path says about a signer, kept between signatures.
 #[derive(Debug)]
 pub(crate) struct Known {
+    /// The signer's certificate and key, decoded once: a known signer's next signature costs
+    /// the fingerprint, the lookup and the RSA operation.
+    cert: Certificate,
+    key: RsaPublicKey,
     issuer: Certificate,
     identity: Identity,
     /// When the signer and every intermediate on its path are all valid.
@@ -93,7 +98,6 @@ pub(crate) struct Known {
 
 /// A signature that passed every check but revocation.
 pub(crate) struct Examined {
-    cert: Certificate,
     fingerprint: [u8; 32],
     known: Arc<Known>,
 }
@@ -160,9 +164,10 @@ pub(crate) fn examine(
         .not_after
         .map_or(identity.not_after, |na| na.min(identity.not_after));
     Ok(Examined {
-        cert,
         fingerprint: Sha256::digest(check.certificate).into(),
         known: Arc::new(Known {
+            cert,
+            key,
             issuer: found.issuer,
             identity,
             not_before,
@@ -268,23 +273,10 @@ impl Verifier {
                 .insert(key, Arc::clone(&examined.known), until.min(KNOWN_FOR));
             return Ok(examined);
         };
-        // Same bytes as a certificate already proven: decoding cannot fail differently now.
-        let cert = Certificate::from_der(check.certificate).map_err(|e| {
-            refuse(
-                Stage::Certificate,
-                VerifyError::MalformedCertificate(e.to_string()),
-                None,
-            )
-        })?;
-        let refuse_at = |stage, e| refuse(stage, e, Some(known.identity.clone()));
-        let key = keys::public_key(&cert).map_err(|e| refuse_at(Stage::Certificate, e))?;
-        keys::verify_digest(&key, check.scheme, check.digest, check.signature)
-            .map_err(|e| refuse_at(Stage::Signature, e))?;
-        Ok(Examined {
-            cert,
-            fingerprint,
-            known,
-        })
+        // The same bytes (SHA-256) as a certificate already proven and decoded.
+        keys::verify_digest(&known.key, check.scheme, check.digest, check.signature)
+            .map_err(|e| refuse(Stage::Signature, e, Some(known.identity.clone())))?;
+        Ok(Examined { fingerprint, known })
     }
 
     async fn revocation(
@@ -294,7 +286,7 @@ impl Verifier {
         policy: RevocationPolicy,
     ) -> Result<Verdict, Refusal> {
         let subject = Subject {
-            leaf: &examined.cert,
+            leaf: &examined.known.cert,
             issuer: &examined.known.issuer,
         };
         let finding = match (policy, &self.source) {
