@@ -119,7 +119,7 @@ impl Gateway {
         let log = dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log)?;
         let mut log_copy = log_file.try_clone()?;
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut child = wrapped(std::env::current_exe()?)
             .arg("gateway")
             .arg("--config")
             .arg(&config)
@@ -169,10 +169,12 @@ impl Gateway {
         cpu(&format!("/proc/{}/stat", self.pid()))
     }
 
-    /// Closes stdin (graceful shutdown) and waits up to 10 s before killing.
+    /// Closes stdin (graceful shutdown) and waits up to 10 s (120 s when wrapped, so a
+    /// profiler can write its output) before killing.
     pub async fn stop(mut self) {
         drop(self.stdin.take());
-        for _ in 0..100 {
+        let tries = if wrapper().is_some() { 1_200 } else { 100 };
+        for _ in 0..tries {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
@@ -180,6 +182,26 @@ impl Gateway {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `KYSO_BENCH_GATEWAY_WRAP`: a command line the gateway runs under, e.g.
+/// `valgrind --tool=callgrind --callgrind-out-file=target/cg.%p` — instruction counts, which
+/// the host's other load does not move, where the CPU-time figures vary by ±15 %.
+fn wrapper() -> Option<Vec<String>> {
+    let wrap = std::env::var("KYSO_BENCH_GATEWAY_WRAP").ok()?;
+    let words: Vec<String> = wrap.split_whitespace().map(str::to_owned).collect();
+    (!words.is_empty()).then_some(words)
+}
+
+fn wrapped(exe: std::path::PathBuf) -> Command {
+    match wrapper() {
+        Some(words) => {
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
     }
 }
 
