@@ -270,6 +270,25 @@ pub fn threads_cpu(prefix: &str) -> Duration {
         .sum()
 }
 
+/// CPU time of every process named `name` on the machine (e.g. `postgres`: the server and its
+/// backends, which run on the same two cores). Processes that exited are not counted.
+pub fn processes_cpu(name: &str) -> Duration {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                && std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .filter_map(|p| cpu(&p.path().join("stat").to_string_lossy()).ok())
+        .sum()
+}
+
 /// `kyso-bench gateway --config FILE`: the child side.
 pub fn serve_child(config: &Path) -> anyhow::Result<()> {
     kyso::telemetry::init_tracing();

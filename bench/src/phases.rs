@@ -257,6 +257,12 @@ fn throughput_row(
         t.load_cpu_per_session.as_secs_f64() * 1e6,
         mib(t.peak_rss),
     );
+    if !t.database_cpu_per_session.is_zero() {
+        detail += &format!(
+            "; PostgreSQL server {:.0} µs",
+            t.database_cpu_per_session.as_secs_f64() * 1e6
+        );
+    }
     if let Some(s) = &t.create_to_signed {
         detail += &format!("; create→signed p50 {}", ms(s.p50));
     }

@@ -24,6 +24,8 @@ pub struct Throughput {
     pub gateway_cpu_per_session: Duration,
     pub mock_cpu_per_session: Duration,
     pub load_cpu_per_session: Duration,
+    /// The PostgreSQL server's processes (zero on SQLite).
+    pub database_cpu_per_session: Duration,
     pub create_to_signed: Option<Spread>,
     pub peak_rss: u64,
 }
@@ -34,6 +36,14 @@ pub async fn run(
     instances: usize,
     name: &str,
 ) -> anyhow::Result<Throughput> {
+    let on_postgres = db_url.starts_with("postgres");
+    let database_cpu = || {
+        if on_postgres {
+            crate::gateway::processes_cpu("postgres")
+        } else {
+            Duration::ZERO
+        }
+    };
     let mock = Mock::start(&ctx.mock_rt, &ctx.state, 0).await?;
     let spec = Spec {
         db_url,
@@ -69,6 +79,7 @@ pub async fn run(
         gw.cpu()?,
         crate::gateway::threads_cpu("mock"),
         crate::gateway::threads_cpu("load"),
+        database_cpu(),
     );
     let started = Instant::now();
     create_all(&client, &tracker, &approvers, warm, n, instances, ctx).await?;
@@ -85,6 +96,7 @@ pub async fn run(
     let gateway_cpu = gw.cpu()?.saturating_sub(cpu0.0);
     let mock_cpu = crate::gateway::threads_cpu("mock").saturating_sub(cpu0.1);
     let load_cpu = crate::gateway::threads_cpu("load").saturating_sub(cpu0.2);
+    let database_cpu = database_cpu().saturating_sub(cpu0.3);
     let peak_rss = gw.memory()?.peak;
     gw.stop().await;
     Ok(Throughput {
@@ -93,6 +105,7 @@ pub async fn run(
         gateway_cpu_per_session: per(gateway_cpu),
         mock_cpu_per_session: per(mock_cpu),
         load_cpu_per_session: per(load_cpu),
+        database_cpu_per_session: per(database_cpu),
         create_to_signed: Spread::of(tracker.mark_to_done()),
         peak_rss,
     })
