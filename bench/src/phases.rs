@@ -50,6 +50,16 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
         rows: Vec::new(),
     };
     eprintln!("kyso-bench: working in {}", dir.display());
+    if let Ok(wrap) = std::env::var("KYSO_BENCH_GATEWAY_WRAP") {
+        report.push(
+            Row::info(
+                "limit",
+                "NOTE: the gateway runs under KYSO_BENCH_GATEWAY_WRAP",
+                wrap,
+            )
+            .detail("rates, CPU and RSS are the wrapper's: no verdict of this run applies"),
+        );
+    }
 
     if opts.wants("verification") {
         match verification::run(&ctx).await {
@@ -64,7 +74,8 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                     .detail(format!("{:.0} µs each, one core", 1e6 / c.first_per_s)),
                 );
                 // SPEC §9: a known signer costs "little more than the RSA operation itself";
-                // read here as at most a quarter more.
+                // read here as at most a quarter more. Revocation is off in this phase, so the
+                // verdict is on the path and identity cache only.
                 let over_rsa = c.rsa_per_s / c.cached_per_s;
                 report.push(
                     Row::info(
@@ -73,7 +84,10 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                         format!("{}/s", thousands(c.cached_per_s)),
                     )
                     .value(c.cached_per_s)
-                    .budget("≤ 1.25x the RSA operation", over_rsa <= 1.25)
+                    .budget(
+                        "≤ 1.25x the RSA operation (path cache; revocation off)",
+                        over_rsa <= 1.25,
+                    )
                     .detail(format!(
                         "{:.0} µs each = {over_rsa:.2}x the RSA operation; {:.1}x the first time",
                         1e6 / c.cached_per_s,

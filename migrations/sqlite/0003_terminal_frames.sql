@@ -10,7 +10,11 @@ CREATE TABLE outbox_new (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (tenant, seq)
 ) STRICT;
+-- Terminal frames already written are dropped in the copy: they equal their session's body.
 INSERT INTO outbox_new (tenant, seq, session_id, status, frame, created_at)
-    SELECT tenant, seq, session_id, status, frame, created_at FROM outbox;
+    SELECT tenant, seq, session_id, status,
+           CASE WHEN status IN ('pending', 'awaiting_user') THEN frame END,
+           created_at
+    FROM outbox;
 DROP TABLE outbox;
 ALTER TABLE outbox_new RENAME TO outbox;

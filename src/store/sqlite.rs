@@ -10,6 +10,7 @@ mod sql;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(writer::BUSY_TIMEOUT)
             .foreign_keys(true);
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -73,12 +74,18 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await?;
         let (writes, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer::run(writer.acquire().await?, queue));
+        let restart = Arc::new(AtomicBool::new(false));
+        tokio::spawn(writer::run(writer.acquire().await?, queue, restart.clone()));
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        tokio::spawn(checkpoint(checkpointer, writes.downgrade(), wal_limit));
+        tokio::spawn(checkpoint(
+            checkpointer,
+            writes.downgrade(),
+            wal_limit,
+            restart,
+        ));
         Ok(Self {
             writes,
             reader,
@@ -124,40 +131,49 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// writer or readers, and the writer starts the log over when its transaction begins with
 /// every frame copied — which, under constant writes, never happens: a batch always commits
 /// while the checkpoint runs, and the log grows as long as the load lasts. So once the log
-/// holds `limit` bytes, a RESTART checkpoint holds the writer back for the copy of what the
-/// PASSIVE one just missed (and the sync), and the next transaction writes from the log's start.
-async fn checkpoint(pool: SqlitePool, store: mpsc::WeakSender<Op>, limit: u64) {
+/// holds `limit` bytes, the checkpointer asks the writer (through `restart`) to run a RESTART
+/// checkpoint between two batches: it copies what the PASSIVE one just missed, and the next
+/// transaction writes from the log's start (see `writer::restart_wal`).
+async fn checkpoint(
+    pool: SqlitePool,
+    store: mpsc::WeakSender<Op>,
+    limit: u64,
+    restart: Arc<AtomicBool>,
+) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The log's size when a restart was last asked for: until a write starts the log over,
+    // PASSIVE keeps reporting it, and there is nothing to ask again.
+    let mut asked_at = 0;
     loop {
         every.tick().await;
         if store.upgrade().is_none() {
             break;
         }
-        if let Err(e) = checkpoint_once(&pool, limit).await {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        match wal_bytes_after_checkpoint(&pool).await {
+            Ok(bytes) if bytes >= limit && bytes != asked_at => {
+                asked_at = bytes;
+                restart.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         }
     }
     pool.close().await;
 }
 
-async fn checkpoint_once(pool: &SqlitePool, limit: u64) -> Result<(), sqlx::Error> {
-    // (busy, frames in the log, frames copied)
+/// Runs a PASSIVE checkpoint; returns the log's size in bytes.
+async fn wal_bytes_after_checkpoint(pool: &SqlitePool) -> Result<u64, sqlx::Error> {
+    // (busy, frames in the log (-1 when not in WAL mode), frames copied)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
     let page: i64 = sqlx::query_scalar("PRAGMA page_size")
         .fetch_one(pool)
         .await?;
-    if frames.saturating_mul(page) as u64 >= limit {
-        let (busy, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-            .fetch_one(pool)
-            .await?;
-        metrics::counter!("kyso_sqlite_wal_restarts_total", "done" => (busy == 0).to_string())
-            .increment(1);
-        tracing::debug!(busy, frames, "WAL restart checkpoint");
-    }
-    Ok(())
+    Ok(u64::try_from(frames)
+        .unwrap_or(0)
+        .saturating_mul(u64::try_from(page).unwrap_or(0)))
 }
 
 #[async_trait]

@@ -10,6 +10,10 @@
 //! (nobody else writes the file), so an event costs one statement and `tenant_seq` is written
 //! once per tenant per batch.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +24,8 @@ use crate::domain::{SessionId, Status};
 
 /// Writes one transaction may carry; more wait for the next commit.
 const MAX_BATCH: usize = 256;
+/// Every connection's wait for a lock held by another connection.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Claimed due sessions: (body, work).
 type Claimed = Vec<(String, Option<String>)>;
@@ -123,14 +129,70 @@ impl Op {
     }
 }
 
-/// Runs until every sender is gone.
-pub(super) async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::Receiver<Op>) {
+/// Runs until every sender is gone. Between two batches, when the checkpointer has asked
+/// (`restart`), starts the WAL over.
+pub(super) async fn run(
+    mut conn: PoolConnection<Sqlite>,
+    mut rx: mpsc::Receiver<Op>,
+    restart: Arc<AtomicBool>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut seqs = Seqs::default();
+    let mut not_before = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let ops = std::mem::take(&mut batch);
         commit_batch(&mut conn, &mut seqs, ops).await;
+        if restart.swap(false, Ordering::Relaxed)
+            && not_before.is_none_or(|t| tokio::time::Instant::now() >= t)
+        {
+            not_before = restart_wal(&mut conn).await;
+        }
     }
+}
+
+/// How long a RESTART checkpoint may wait for readers still on the old log, holding writes
+/// back meanwhile (a long reader — a backup, the sqlite3 shell — must not stall them).
+const RESTART_WAIT_MS: u32 = 100;
+/// After a RESTART that readers kept from finishing, the next one waits this long.
+const RESTART_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A RESTART checkpoint on the writer's own connection, between two batches: no lock to
+/// fight for, and queued writes wait in the channel, not on a lock. Copies the frames the
+/// checkpointer's PASSIVE pass missed, then waits briefly for readers to leave the old log, so
+/// the next transaction writes from the log's start. Returns when the next may run.
+async fn restart_wal(conn: &mut SqliteConnection) -> Option<tokio::time::Instant> {
+    let restart = async {
+        sqlx::query(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))
+            .execute(&mut *conn)
+            .await?;
+        let busy: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+                .fetch_one(&mut *conn)
+                .await;
+        sqlx::query(&format!(
+            "PRAGMA busy_timeout = {}",
+            BUSY_TIMEOUT.as_millis()
+        ))
+        .execute(&mut *conn)
+        .await?;
+        busy.map(|(busy, _, _)| busy == 0)
+    };
+    let done = match restart.await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(error = %e, "WAL restart failed");
+            false
+        }
+    };
+    metrics::counter!("kyso_sqlite_wal_restarts_total", "done" => done.to_string()).increment(1);
+    if done {
+        return None;
+    }
+    tracing::warn!(
+        "readers kept the SQLite WAL from starting over; retrying in {}s",
+        RESTART_BACKOFF.as_secs()
+    );
+    Some(tokio::time::Instant::now() + RESTART_BACKOFF)
 }
 
 async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>) {
