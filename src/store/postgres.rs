@@ -229,10 +229,7 @@ impl Store for PgStore {
             .map(|r| {
                 Ok((
                     r.try_get::<i64, _>("next_check_at")?,
-                    Work {
-                        session: decode(r.try_get("body")?)?,
-                        work: r.try_get("work")?,
-                    },
+                    Work::from_row(r.try_get("body")?, r.try_get("work")?)?,
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -344,10 +341,10 @@ impl Store for PgStore {
             .fetch_optional(&self.hints)
             .await?;
             if let Some(row) = row {
-                return Ok(Woken::Claimed(Box::new(Work {
-                    session: decode(row.try_get("body")?)?,
-                    work: row.try_get("work")?,
-                })));
+                return Ok(Woken::Claimed(Box::new(Work::from_row(
+                    row.try_get("body")?,
+                    row.try_get("work")?,
+                )?)));
             }
         }
         let n = sqlx::query(

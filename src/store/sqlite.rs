@@ -232,12 +232,7 @@ impl Store for SqliteStore {
             })
             .await?;
         rows.into_iter()
-            .map(|(body, work)| {
-                Ok(Work {
-                    session: decode(&body)?,
-                    work,
-                })
-            })
+            .map(|(body, work)| Work::from_row(&body, work))
             .collect()
     }
 
@@ -285,10 +280,7 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(match woke {
-            Ok((body, work)) => Woken::Claimed(Box::new(Work {
-                session: decode(&body)?,
-                work,
-            })),
+            Ok((body, work)) => Woken::Claimed(Box::new(Work::from_row(&body, work)?)),
             Err(true) => Woken::Marked,
             Err(false) => Woken::Missing,
         })

@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Notice, CHANNEL};
 use crate::domain::{Session, SessionId, Status};
 use crate::store::{
-    encode, ms, render_frame, stored_frame, Created, Event, NewSession, StatusWrite, StoreError,
+    encode, insert_session, ms, render_frame, stored_frame, Created, Event, NewSession,
+    StatusWrite, StoreError,
 };
 
 /// Changes one transaction may carry; more wait for the next commit.
@@ -58,6 +59,18 @@ pub(super) enum Done {
     Mismatch,
     /// Another writer holds the idempotency key: read it after the commit.
     Conflict,
+}
+
+impl Done {
+    /// The event of `session`, written as `body`.
+    fn event(session: &Session, body: String) -> Self {
+        Done::Event {
+            tenant: session.tenant.clone(),
+            id: session.id.clone(),
+            status: session.status,
+            body,
+        }
+    }
 }
 
 /// Runs until every sender is gone.
@@ -210,12 +223,7 @@ async fn create_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<D
         c.created.push(ms(s.created_at));
         c.expires.push(ms(s.expires_at));
         c.bodies.push(body.clone());
-        done.push(Done::Event {
-            tenant: s.tenant.clone(),
-            id: s.id.clone(),
-            status: s.status,
-            body,
-        });
+        done.push(Done::event(s, body));
     }
     sqlx::query(
         "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
@@ -294,36 +302,14 @@ pub(super) async fn by_key(
 pub(super) async fn insert(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreError> {
     let s = &new.session;
     let body = encode(s)?;
-    let inserted = sqlx::query(
-        "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-             idempotency_key, request_hash, created_at, expires_at, next_check_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-    )
-    .bind(s.id.as_str())
-    .bind(&s.tenant)
-    .bind(&s.provider)
-    .bind(&s.signer)
-    .bind(s.status.as_str())
-    .bind(&s.reference)
-    .bind(&new.idempotency_key)
-    .bind(new.request_hash.as_slice())
-    .bind(ms(s.created_at))
-    .bind(ms(s.expires_at))
-    .bind(ms(s.created_at))
-    .bind(&body)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let inserted = insert_session(new, &body)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     if inserted == 0 {
         return Ok(Done::Conflict);
     }
-    Ok(Done::Event {
-        tenant: s.tenant.clone(),
-        id: s.id.clone(),
-        status: s.status,
-        body,
-    })
+    Ok(Done::event(s, body))
 }
 
 /// Status changes of distinct sessions in one UPDATE; `Unchanged` where a session no longer
@@ -373,12 +359,9 @@ async fn apply_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Do
     Ok(changes
         .iter()
         .map(|change| match change {
-            Change::Apply(w) if updated.contains(w.session.id.as_str()) => Done::Event {
-                tenant: w.session.tenant.clone(),
-                id: w.session.id.clone(),
-                status: w.session.status,
-                body: w.body.clone(),
-            },
+            Change::Apply(w) if updated.contains(w.session.id.as_str()) => {
+                Done::event(&w.session, w.body.clone())
+            }
             _ => Done::Unchanged,
         })
         .collect())

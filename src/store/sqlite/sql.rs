@@ -7,8 +7,8 @@ use chrono::Utc;
 use sqlx::{Row, SqliteConnection};
 
 use super::super::{
-    decode, encode, ms, render_frame, stored_frame, Created, Event, NewSession, StatusWrite,
-    StoreError,
+    decode, encode, insert_session, ms, render_frame, stored_frame, Created, Event, NewSession,
+    StatusWrite, StoreError,
 };
 use crate::domain::{Session, SessionId, Status};
 
@@ -137,25 +137,7 @@ pub(super) async fn create(
         }
     }
     let body = encode(s)?;
-    sqlx::query(
-        "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-             idempotency_key, request_hash, created_at, expires_at, next_check_at, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(s.id.as_str())
-    .bind(&s.tenant)
-    .bind(&s.provider)
-    .bind(&s.signer)
-    .bind(s.status.as_str())
-    .bind(&s.reference)
-    .bind(&new.idempotency_key)
-    .bind(new.request_hash.as_slice())
-    .bind(ms(s.created_at))
-    .bind(ms(s.expires_at))
-    .bind(ms(s.created_at))
-    .bind(&body)
-    .execute(&mut *conn)
-    .await?;
+    insert_session(new, &body).execute(&mut *conn).await?;
     Ok(Created::New(write_event(conn, seqs, s, &body).await?))
 }
 
@@ -234,8 +216,8 @@ async fn apply_piece(
     Ok(events)
 }
 
-/// Status changes the writer groups for one [`apply_many`].
-pub(super) const APPLY_CHUNK: usize = 64;
+/// Status changes the writer groups for one [`apply_many`]: its largest statement.
+pub(super) const APPLY_CHUNK: usize = PIECES[0];
 
 pub(super) async fn reschedule(
     conn: &mut SqliteConnection,
