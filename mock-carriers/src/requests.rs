@@ -53,6 +53,17 @@ pub enum Extra {
     SmartCa { sp_id: String },
 }
 
+impl Extra {
+    /// The account a transaction belongs to, where the provider has accounts: another
+    /// account may not repeat it.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Extra::SmartCa { sp_id } => Some(sp_id),
+            _ => None,
+        }
+    }
+}
+
 /// A prompt on the virtual phone.
 #[derive(Debug, Clone)]
 pub struct SignRequest {
@@ -183,13 +194,14 @@ impl Store {
         provider: Provider,
         transaction_id: &str,
         signer: &str,
+        owner: Option<&str>,
     ) -> Option<Result<SignRequest, SubmitError>> {
         let mut inner = self.lock();
         let n = *inner
             .by_transaction
             .get(&(provider, transaction_id.to_owned()))?;
         let req = inner.requests.get(&n)?.clone();
-        if req.signer != signer {
+        if req.signer != signer || req.extra.owner() != owner {
             return Some(Err(SubmitError::Conflict));
         }
         inner.count_call(transaction_id);
@@ -203,7 +215,7 @@ impl Store {
         let key = (new.provider, new.transaction_id.clone());
         if let Some(existing) = inner.by_transaction.get(&key).copied() {
             if let Some(req) = inner.requests.get(&existing).cloned() {
-                if req.signer != new.signer {
+                if req.signer != new.signer || req.extra.owner() != new.extra.owner() {
                     return Err(SubmitError::Conflict);
                 }
                 inner.count_call(&new.transaction_id);
@@ -418,5 +430,57 @@ impl Inner {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smartca(account: &str) -> NewRequest {
+        NewRequest {
+            provider: Provider::SmartCa,
+            signer: "001099012345".into(),
+            transaction_id: "kyso-tx-1".into(),
+            tran_code: "code".into(),
+            display_text: "text".into(),
+            documents: Vec::new(),
+            behaviour: Behaviour::Approve,
+            window: None,
+            exclusive: false,
+            extra: Extra::SmartCa {
+                sp_id: account.into(),
+            },
+        }
+    }
+
+    /// A transaction belongs to the account that made it: another account's sign or repeat of
+    /// the same id is a conflict, and is not counted as a call on it.
+    #[test]
+    fn another_account_cannot_take_over_a_transaction() {
+        let store = Store::new(Duration::from_secs(60));
+        let (first, created) = store.submit(smartca("sp-a")).expect("first");
+        assert!(created);
+        assert!(matches!(
+            store.submit(smartca("sp-b")),
+            Err(SubmitError::Conflict)
+        ));
+        let tx = &first.transaction_id;
+        assert!(matches!(
+            store.repeat(Provider::SmartCa, tx, &first.signer, Some("sp-b")),
+            Some(Err(SubmitError::Conflict))
+        ));
+        let calls = |store: &Store| store.stats().sign_requests.get(tx.as_str()).copied();
+        let before = calls(&store);
+        assert!(matches!(store.submit(smartca("sp-a")), Ok((_, false))));
+        assert!(matches!(
+            store.repeat(Provider::SmartCa, tx, &first.signer, Some("sp-a")),
+            Some(Ok(_))
+        ));
+        assert_eq!(
+            calls(&store),
+            before.map(|n| n + 2),
+            "only the owner's calls count"
+        );
     }
 }

@@ -48,7 +48,7 @@ pub(super) async fn handle(call: &Call, part: &Element) -> Response {
     }
     let digest = cms::message_digest(&req.tbs);
     let store = &call.shared.store;
-    match store.repeat(call.provider, &req.ap.ap_trans_id, &req.msisdn) {
+    match store.repeat(call.provider, &req.ap.ap_trans_id, &req.msisdn, None) {
         Some(Ok(existing)) => {
             if existing.documents.first().map(|d| d.digest) != Some(digest) {
                 return call.fault(Fault::wrong_param(

@@ -105,15 +105,10 @@ fn check_url(url: &str) -> Result<(), SmartCaAccountError> {
     }
 }
 
-struct Entry {
-    password: String,
-    webhook_url: Option<String>,
-}
-
 /// Every account, by `sp_id`.
 pub(crate) struct Accounts {
     default_sp_id: String,
-    by_id: RwLock<HashMap<String, Entry>>,
+    by_id: RwLock<HashMap<String, SmartCaAccount>>,
 }
 
 impl Accounts {
@@ -125,19 +120,13 @@ impl Accounts {
     ) -> Result<Self, SmartCaAccountError> {
         let mut by_id = HashMap::with_capacity(extra.len() + 1);
         let default_sp_id = default.sp_id.clone();
-        by_id.insert(
-            default.sp_id,
-            entry(default.sp_password, default.webhook_url),
-        );
+        by_id.insert(default.sp_id.clone(), default);
         for account in extra {
             account.validate()?;
-            if by_id.contains_key(&account.sp_id) {
-                return Err(SmartCaAccountError::Duplicate(account.sp_id));
+            let sp_id = account.sp_id.clone();
+            if by_id.insert(sp_id.clone(), account).is_some() {
+                return Err(SmartCaAccountError::Duplicate(sp_id));
             }
-            by_id.insert(
-                account.sp_id,
-                entry(account.sp_password, account.webhook_url),
-            );
         }
         Ok(Self {
             default_sp_id,
@@ -145,11 +134,11 @@ impl Accounts {
         })
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, SmartCaAccount>> {
         self.by_id.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Entry>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, SmartCaAccount>> {
         self.by_id.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -163,16 +152,13 @@ impl Accounts {
         let (sp_id, sp_password) = (sp_id?, sp_password?);
         let accounts = self.read();
         let account = accounts.get(sp_id)?;
-        (account.password == sp_password).then(|| sp_id.to_owned())
+        (account.sp_password == sp_password).then(|| sp_id.to_owned())
     }
 
     /// Registers an account, or replaces the password and webhook URL of an existing one.
     pub fn upsert(&self, account: SmartCaAccount) -> Result<(), SmartCaAccountError> {
         account.validate()?;
-        self.write().insert(
-            account.sp_id,
-            entry(account.sp_password, account.webhook_url),
-        );
+        self.write().insert(account.sp_id.clone(), account);
         Ok(())
     }
 
@@ -204,13 +190,6 @@ impl Accounts {
     /// Where `sp_id`'s requests are pushed, if anywhere.
     pub fn webhook_url(&self, sp_id: &str) -> Option<String> {
         self.read().get(sp_id)?.webhook_url.clone()
-    }
-}
-
-fn entry(password: String, webhook_url: Option<String>) -> Entry {
-    Entry {
-        password,
-        webhook_url,
     }
 }
 

@@ -195,14 +195,14 @@ async fn sign(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesReject
     }
     // A repeat of a known transaction needs no key work and never prompts again; another
     // account's transaction id is not this account's to repeat.
-    match shared
-        .store
-        .repeat(Provider::SmartCa, &call.transaction_id, &signer)
-    {
-        Some(Ok(existing)) if account_of(&shared, &existing) == sp_id => {
-            return accepted(&existing)
-        }
-        Some(Ok(_) | Err(_)) => return fail(Answer::DuplicateTransaction),
+    match shared.store.repeat(
+        Provider::SmartCa,
+        &call.transaction_id,
+        &signer,
+        Some(sp_id.as_str()),
+    ) {
+        Some(Ok(existing)) => return accepted(&existing),
+        Some(Err(_)) => return fail(Answer::DuplicateTransaction),
         None => {}
     }
     let cred = match shared.credential(Provider::SmartCa, &signer).await {
@@ -263,8 +263,6 @@ fn submit(
         },
     };
     match shared.store.submit(new) {
-        // Another account's sign for the same id got in first.
-        Ok((req, false)) if account_of(shared, &req) != sp_id => fail(Answer::DuplicateTransaction),
         Ok((req, created)) => {
             if created {
                 tracing::info!(signer, %sp_id, transaction_id = %req.transaction_id, tran_code = %req.tran_code, ?behaviour, "smartca sign request on the phone");

@@ -1,6 +1,7 @@
 //! Spawning a mock on port 0 with its own state directory, a SmartCA client, and certificate
 //! helpers built on the `rsa` and `x509-cert` crates (independent of the mock's aws-lc-rs).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -188,4 +189,45 @@ pub fn subject_values(cert: &Certificate, oid: &str) -> Vec<String> {
         .filter(|atv| atv.oid.to_string() == oid)
         .map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned())
         .collect()
+}
+
+/// Webhooks received, as (path, body).
+pub type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A local HTTP listener taking webhooks on any `/hooks/{name}`; returns its base URL.
+pub async fn webhook_listener() -> (String, Received) {
+    let seen: Received = Arc::default();
+    let sink = seen.clone();
+    let app = axum::Router::new().route(
+        "/hooks/{name}",
+        axum::routing::post(
+            move |axum::extract::Path(name): axum::extract::Path<String>,
+                  axum::Json(body): axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().expect("lock").push((name, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+/// Waits (at most 5 s) until `n` webhooks arrived, then a little longer so a stray extra one
+/// would show, and returns them all.
+pub async fn received(seen: &Received, n: usize) -> Vec<(String, Value)> {
+    for _ in 0..100 {
+        if seen.lock().expect("lock").len() >= n {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return seen.lock().expect("lock").clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} webhooks arrived");
 }

@@ -1,6 +1,5 @@
 //! The SmartCA SP769 API: shapes, validation, idempotent sign, signatures, webhooks.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -232,47 +231,16 @@ async fn a_batch_is_one_prompt_with_a_signature_per_file() {
     assert_eq!(t.get_json("/admin/stats").await["prompts"], 1);
 }
 
-async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().expect("lock").push(v);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
-async fn wait_for_hooks(seen: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let got = seen.lock().expect("lock").clone();
-        if got.len() >= n {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} webhooks arrived");
-}
-
 #[tokio::test]
 async fn webhooks_report_signed_and_refused_requests_without_polling() {
     let t = spawn_mock().await;
-    let (url, seen) = webhook_receiver().await;
-    t.mock.set_smartca_webhook_url(Some(url));
+    let (hooks, seen) = webhook_listener().await;
+    t.mock
+        .set_smartca_webhook_url(Some(format!("{hooks}/hook")));
     t.sign("001099012345", "hook-signed", &digest_of("a")).await;
     t.sign("001099012401", "hook-refused", &digest_of("b"))
         .await;
-    let mut hooks = wait_for_hooks(&seen, 2).await;
+    let mut hooks: Vec<Value> = received(&seen, 2).await.into_iter().map(|h| h.1).collect();
     hooks.sort_by_key(|h| h["transaction_id"].as_str().map(str::to_owned));
     let (refused, signed) = (&hooks[0], &hooks[1]);
     assert_eq!(signed["transaction_id"], "hook-signed");
@@ -289,15 +257,16 @@ async fn webhooks_report_signed_and_refused_requests_without_polling() {
 #[tokio::test]
 async fn a_webhook_follows_a_decision_on_the_phone() {
     let t = spawn_mock().await;
-    let (url, seen) = webhook_receiver().await;
-    t.mock.set_smartca_webhook_url(Some(url));
+    let (hooks, seen) = webhook_listener().await;
+    t.mock
+        .set_smartca_webhook_url(Some(format!("{hooks}/hook")));
     t.sign("001099012999", "hook-manual", &digest_of("a")).await;
     let resp = t
         .post("/admin/requests/hook-manual/reject", &json!({}))
         .await
         .expect("sent");
     assert_eq!(resp.status(), 200);
-    let hooks = wait_for_hooks(&seen, 1).await;
+    let hooks: Vec<Value> = received(&seen, 1).await.into_iter().map(|h| h.1).collect();
     assert_eq!(hooks[0]["status_code"], 4002);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(seen.lock().expect("lock").len(), 1, "exactly one webhook");

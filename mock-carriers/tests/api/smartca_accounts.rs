@@ -1,7 +1,6 @@
 //! SmartCA service-provider accounts: each with its own password and webhook URL, every
 //! finished request pushed to the URL of the account that asked for it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mock_carriers::{MockCarriers, MockConfig, SmartCaAccount, SmartCaAccountError};
@@ -11,47 +10,6 @@ use crate::helpers::*;
 
 const SECOND_ID: &str = "kyso-dev-2";
 const SECOND_PASSWORD: &str = "kyso-dev-2-secret";
-
-/// Webhooks received, as (path, body).
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// A local HTTP listener taking webhooks on any `/hooks/{name}`; returns its base URL.
-async fn webhook_listener() -> (String, Received) {
-    let seen: Received = Arc::default();
-    let sink = seen.clone();
-    let app = axum::Router::new().route(
-        "/hooks/{name}",
-        axum::routing::post(
-            move |axum::extract::Path(name): axum::extract::Path<String>,
-                  axum::Json(body): axum::Json<Value>| {
-                let sink = sink.clone();
-                async move {
-                    sink.lock().expect("lock").push((name, body));
-                    "ok"
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}/hooks", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, seen)
-}
-
-/// Waits (at most 5 s) until `n` webhooks arrived, then a little longer so a stray extra one
-/// would show, and returns them all.
-async fn received(seen: &Received, n: usize) -> Vec<(String, Value)> {
-    for _ in 0..100 {
-        if seen.lock().expect("lock").len() >= n {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            return seen.lock().expect("lock").clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} webhooks arrived");
-}
 
 fn sign_as(sp_id: &str, sp_password: &str, user_id: &str, transaction_id: &str) -> Value {
     let mut body = sign_body(user_id, transaction_id, &digest_of(transaction_id));
@@ -67,12 +25,19 @@ async fn spawn_with_second_account(webhook_url: Option<String>) -> TestMock {
     .await
 }
 
-#[tokio::test]
-async fn each_account_s_requests_are_announced_to_its_own_webhook_url() {
+/// A mock with the second account whose default account pushes to `{hooks}/default`, and the
+/// second account to `{hooks}/{name}` when named.
+async fn hooked(second: Option<&str>) -> (TestMock, Received) {
     let (hooks, seen) = webhook_listener().await;
-    let t = spawn_with_second_account(Some(format!("{hooks}/second"))).await;
+    let t = spawn_with_second_account(second.map(|name| format!("{hooks}/{name}"))).await;
     t.mock
         .set_smartca_webhook_url(Some(format!("{hooks}/default")));
+    (t, seen)
+}
+
+#[tokio::test]
+async fn each_account_s_requests_are_announced_to_its_own_webhook_url() {
+    let (t, seen) = hooked(Some("second")).await;
 
     let second = sign_as(SECOND_ID, SECOND_PASSWORD, "001099012345", "second-tx");
     let accepted = t.post_ok("/sca/sp769/v1/signatures/sign", &second).await;
@@ -98,10 +63,7 @@ async fn each_account_s_requests_are_announced_to_its_own_webhook_url() {
 
 #[tokio::test]
 async fn an_account_without_a_webhook_url_is_not_pushed_to_another_account_s() {
-    let (hooks, seen) = webhook_listener().await;
-    let t = spawn_with_second_account(None).await;
-    t.mock
-        .set_smartca_webhook_url(Some(format!("{hooks}/default")));
+    let (t, seen) = hooked(None).await;
     let second = sign_as(SECOND_ID, SECOND_PASSWORD, "001099012345", "quiet-tx");
     t.post_ok("/sca/sp769/v1/signatures/sign", &second).await;
     let done = t.wait_final("quiet-tx").await;
@@ -143,10 +105,7 @@ async fn a_second_account_is_refused_with_any_password_but_its_own() {
 
 #[tokio::test]
 async fn the_default_account_works_as_before_beside_a_second_one() {
-    let (hooks, seen) = webhook_listener().await;
-    let t = spawn_with_second_account(Some(format!("{hooks}/second"))).await;
-    t.mock
-        .set_smartca_webhook_url(Some(format!("{hooks}/default")));
+    let (t, seen) = hooked(Some("second")).await;
     let certs = t.certificates("001099012345").await;
     assert_eq!(certs["status_code"], 200);
     let accepted = t
@@ -194,7 +153,10 @@ async fn accounts_added_at_run_time_push_to_the_url_set_for_them() {
         Err(SmartCaAccountError::InvalidWebhookUrl(_))
     ));
     let bad_id = SmartCaAccount::new("has space", "pw", None);
-    assert!(t.mock.add_smartca_account(bad_id).is_err());
+    assert!(matches!(
+        t.mock.add_smartca_account(bad_id),
+        Err(SmartCaAccountError::InvalidSpId(_))
+    ));
 }
 
 #[tokio::test]
@@ -219,12 +181,16 @@ fn a_repeated_or_malformed_configured_account_stops_the_mock() {
         smartca_accounts: accounts,
         ..MockConfig::default()
     };
+    let refusal = |accounts| {
+        let err = MockCarriers::new(config(accounts)).err().expect("refused");
+        format!("{err:#}")
+    };
     let twice = vec![SmartCaAccount::new(SP_ID, "other", None)];
-    assert!(MockCarriers::new(config(twice)).is_err());
+    assert!(refusal(twice).contains("configured twice"));
     let bad_url = vec![SmartCaAccount::new(
         SECOND_ID,
         "pw",
         Some("ftp://x/".into()),
     )];
-    assert!(MockCarriers::new(config(bad_url)).is_err());
+    assert!(refusal(bad_url).contains("is not an absolute http"));
 }
