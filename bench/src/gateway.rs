@@ -30,7 +30,8 @@ pub fn provider_id(i: usize) -> String {
 /// is what gives each its own webhook URL at the mock, so every instance is woken by push.
 pub fn sp_account(i: usize) -> (String, String) {
     if i == 0 {
-        ("kyso-dev".into(), "kyso-dev-secret".into())
+        let mock = mock_carriers::MockConfig::default();
+        (mock.smartca_sp_id, mock.smartca_sp_password)
     } else {
         (
             format!("kyso-dev-{}", i + 1),
@@ -188,7 +189,7 @@ impl Gateway {
 /// `KYSO_BENCH_GATEWAY_WRAP`: a command line the gateway runs under, e.g.
 /// `valgrind --tool=callgrind --callgrind-out-file=target/cg.%p` — instruction counts, which
 /// the host's other load does not move, where the CPU-time figures vary by ±15 %.
-fn wrapper() -> Option<Vec<String>> {
+pub(crate) fn wrapper() -> Option<Vec<String>> {
     let wrap = std::env::var("KYSO_BENCH_GATEWAY_WRAP").ok()?;
     let words: Vec<String> = wrap.split_whitespace().map(str::to_owned).collect();
     (!words.is_empty()).then_some(words)
@@ -258,34 +259,25 @@ pub fn cpu(stat_path: &str) -> anyhow::Result<Duration> {
 /// CPU time of this process's threads whose name starts with `prefix` (the mock's runtime
 /// threads are `mock…`, the load generator's `load…`).
 pub fn threads_cpu(prefix: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    tasks
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
-        })
-        .filter_map(|t| cpu(&t.path().join("stat").to_string_lossy()).ok())
-        .sum()
+    summed_cpu("/proc/self/task", |comm| comm.starts_with(prefix))
 }
 
 /// CPU time of every process named `name` on the machine (e.g. `postgres`: the server and its
 /// backends, which run on the same two cores). Processes that exited are not counted.
 pub fn processes_cpu(name: &str) -> Duration {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
+    summed_cpu("/proc", |comm| comm.trim() == name)
+}
+
+/// The CPU time of the tasks under `dir` (`/proc` or a task directory) whose `comm` passes
+/// `keep`; entries that are not tasks have no `comm` and are skipped.
+fn summed_cpu(dir: &str, keep: impl Fn(&str) -> bool) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(dir) else {
         return Duration::ZERO;
     };
-    procs
+    tasks
         .flatten()
-        .filter(|p| {
-            p.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-                && std::fs::read_to_string(p.path().join("comm")).is_ok_and(|c| c.trim() == name)
-        })
-        .filter_map(|p| cpu(&p.path().join("stat").to_string_lossy()).ok())
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| keep(&c)))
+        .filter_map(|t| cpu(&t.path().join("stat").to_string_lossy()).ok())
         .sum()
 }
 

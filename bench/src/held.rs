@@ -46,8 +46,8 @@ pub async fn run(ctx: &Ctx, n: usize) -> anyhow::Result<Held> {
         poll_first_ms: 5_000,
         poll_interval_ms: 3_000,
     };
-    // No webhooks: these signers never answer, so only the provider-limited polling runs.
-    mock.smartca_accounts(spec.instances, None)?;
+    // No webhooks (the mock's default account has no URL): these signers never answer, so
+    // only the provider-limited polling runs.
     let gw = Gateway::start(&spec, &ctx.dir, &format!("held-{n}"))?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let baseline = gw.memory()?.rss;

@@ -4,6 +4,7 @@
 //! until signed — so "sessions per second" means the same thing on both sides.
 
 use axum::serve::ListenerExt as _;
+use mock_carriers::no_delay;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,12 +144,4 @@ fn hex_digest(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
-/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
 }

@@ -5,6 +5,7 @@
 //! next; keys persist in the bench state directory, so only the first run pays for RSA keygen.
 
 use axum::serve::ListenerExt as _;
+use mock_carriers::no_delay;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -168,16 +169,12 @@ impl Mock {
     }
 
     /// Registers the SP account of each of the gateway's `instances` SmartCA providers
-    /// ([`sp_account`]). With a gateway, each account pushes its webhooks to that instance's
-    /// own callback URL; without one, nobody is pushed to (sessions are found by polling).
-    pub fn smartca_accounts(
-        &self,
-        instances: usize,
-        gateway: Option<&Gateway>,
-    ) -> anyhow::Result<()> {
+    /// ([`sp_account`]), each pushing its webhooks to that instance's own callback URL on
+    /// `gateway`.
+    pub fn smartca_accounts(&self, instances: usize, gateway: &Gateway) -> anyhow::Result<()> {
         for i in 0..instances.max(1) {
             let (sp_id, sp_password) = sp_account(i);
-            let webhook = gateway.map(|gw| gw.url(&format!("/callbacks/{}", provider_id(i))));
+            let webhook = Some(gateway.url(&format!("/callbacks/{}", provider_id(i))));
             self.carriers
                 .add_smartca_account(SmartCaAccount::new(sp_id, sp_password, webhook))
                 .with_context(|| format!("SmartCA account of instance {i}"))?;
@@ -223,12 +220,4 @@ pub async fn provision(state_dir: &Path, signers: &[String]) -> anyhow::Result<(
         t.await??;
     }
     Ok(())
-}
-
-/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
-/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
 }

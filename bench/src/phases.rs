@@ -50,12 +50,12 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
         rows: Vec::new(),
     };
     eprintln!("kyso-bench: working in {}", dir.display());
-    if let Ok(wrap) = std::env::var("KYSO_BENCH_GATEWAY_WRAP") {
+    if let Some(wrap) = crate::gateway::wrapper() {
         report.push(
             Row::info(
                 "limit",
                 "NOTE: the gateway runs under KYSO_BENCH_GATEWAY_WRAP",
-                wrap,
+                wrap.join(" "),
             )
             .detail("rates, CPU and RSS are the wrapper's: no verdict of this run applies"),
         );

@@ -56,9 +56,8 @@ pub async fn run(
         poll_first_ms: 5_000,
         poll_interval_ms: 3_000,
     };
-    mock.smartca_accounts(instances, None)?;
     let gw = Gateway::start(&spec, &ctx.dir, name)?;
-    mock.smartca_accounts(instances, Some(&gw))?;
+    mock.smartca_accounts(instances, &gw)?;
     let tracker = Arc::new(Tracker::default());
     follow_events(gw.addr, tracker.clone()).await?;
     let client = Client::new(gw.url(""))?;

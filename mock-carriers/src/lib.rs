@@ -248,7 +248,8 @@ pub fn serve(
 
 /// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
 /// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
+/// (`axum::serve(listener.tap_io(no_delay), …)`; the bench serves its routes with it too.)
+pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
