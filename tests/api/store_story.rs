@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use kyso::domain::{Format, Purpose, Session, SessionId, Status};
 use kyso::events::Hub;
-use kyso::store::{self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken};
+use kyso::store::{
+    self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken, Work,
+};
 
 use crate::pg::fresh_db;
 
@@ -42,6 +44,28 @@ fn new(s: &Session, key: Option<&str>, hash: u8, allow_concurrent: bool) -> NewS
         request_hash: [hash; 32],
         allow_concurrent,
     }
+}
+
+/// Whether a push (without a claim) found an unfinished session of `provider`.
+async fn woke(store: &dyn Store, id: &SessionId, provider: &str) -> bool {
+    store.wake(id, provider, false).await.expect("wake").found()
+}
+
+/// Creates `s` (a busy signer refused) and claims it with the next look at due work; returns
+/// everything that look claimed.
+async fn create_claimed(store: &dyn Store, s: &Session, hash: u8) -> Vec<Work> {
+    store
+        .create(&new(s, None, hash, false))
+        .await
+        .expect("create");
+    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert!(claimed.iter().any(|w| w.session.id == s.id));
+    claimed
+}
+
+async fn release_all(store: &dyn Store, claimed: &[Work]) {
+    let ids: Vec<_> = claimed.iter().map(|w| w.session.id.clone()).collect();
+    store.release(&ids).await.expect("release");
 }
 
 async fn story(store: Arc<dyn Store>) {
@@ -135,28 +159,17 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .expect("release");
     assert!(
-        !store
-            .wake(&a.id, "viettel-sim", false)
-            .await
-            .expect("wake")
-            .found(),
+        !woke(&*store, &a.id, "viettel-sim").await,
         "only by its own provider"
     );
-    assert!(store
-        .wake(&a.id, "vnpt-smartca", false)
-        .await
-        .expect("wake")
-        .found());
+    assert!(woke(&*store, &a.id, "vnpt-smartca").await);
     let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
     let woken = due
         .iter()
         .find(|w| w.session.id == a.id)
         .expect("woken session is due");
     assert_eq!(woken.work.as_deref(), Some("{\"provider\":1}"));
-    store
-        .release(&due.iter().map(|w| w.session.id.clone()).collect::<Vec<_>>())
-        .await
-        .expect("release");
+    release_all(&*store, &due).await;
 
     // A terminal state is final: never due again, never changed.
     let mut a3 = a2.clone();
@@ -168,11 +181,7 @@ async fn story(store: Arc<dyn Store>) {
         work: None,
     };
     let signed = store.apply(done).await.expect("apply").expect("an event");
-    assert!(!store
-        .wake(&a.id, "vnpt-smartca", false)
-        .await
-        .expect("wake")
-        .found());
+    assert!(!woke(&*store, &a.id, "vnpt-smartca").await);
     let mut a4 = a2.clone();
     a4.become_(Status::Rejected, Utc::now());
     let late = Change {
@@ -284,17 +293,8 @@ async fn story(store: Arc<dyn Store>) {
     // A callback that lands while a step is writing its change is not lost: the session is
     // due at once rather than at the time the step scheduled.
     let c = session("t1", "001099012347", "r3");
-    store
-        .create(&new(&c, None, 5, false))
-        .await
-        .expect("create");
-    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
-    assert!(claimed.iter().any(|w| w.session.id == c.id));
-    assert!(store
-        .wake(&c.id, "vnpt-smartca", false)
-        .await
-        .expect("wake")
-        .found());
+    create_claimed(&*store, &c, 5).await;
+    assert!(woke(&*store, &c.id, "vnpt-smartca").await);
     let mut c2 = c.clone();
     c2.become_(Status::AwaitingUser, Utc::now());
     let later = Utc::now() + chrono::Duration::seconds(60);
@@ -310,21 +310,13 @@ async fn story(store: Arc<dyn Store>) {
         due.iter().any(|w| w.session.id == c.id),
         "the callback's wake survived the step"
     );
-    store
-        .release(&due.iter().map(|w| w.session.id.clone()).collect::<Vec<_>>())
-        .await
-        .expect("release");
+    release_all(&*store, &due).await;
 
     // A push may claim the session it wakes, so its check starts without a scheduler pass;
     // a session already claimed is only marked, and is claimed by nobody else meanwhile.
     let d = session("t1", "001099012348", "r4");
-    store
-        .create(&new(&d, None, 6, false))
-        .await
-        .expect("create");
     // On the phone, next checked in a minute.
-    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
-    assert!(claimed.iter().any(|w| w.session.id == d.id));
+    let claimed = create_claimed(&*store, &d, 6).await;
     let mut d2 = d.clone();
     d2.become_(Status::AwaitingUser, Utc::now());
     let waiting = Change {
