@@ -145,12 +145,13 @@ async fn checkpoint(
     // The log's size when a restart was last asked for: until a write starts the log over,
     // PASSIVE keeps reporting it, and there is nothing to ask again.
     let mut asked_at = 0;
+    let mut page = None;
     loop {
         every.tick().await;
         if store.upgrade().is_none() {
             break;
         }
-        match wal_bytes_after_checkpoint(&pool).await {
+        match wal_bytes_after_checkpoint(&pool, &mut page).await {
             Ok(bytes) if bytes >= limit && bytes != asked_at => {
                 asked_at = bytes;
                 restart.store(true, Ordering::Relaxed);
@@ -162,18 +163,25 @@ async fn checkpoint(
     pool.close().await;
 }
 
-/// Runs a PASSIVE checkpoint; returns the log's size in bytes.
-async fn wal_bytes_after_checkpoint(pool: &SqlitePool) -> Result<u64, sqlx::Error> {
+/// Runs a PASSIVE checkpoint; returns the log's size in bytes. The page size is read once.
+async fn wal_bytes_after_checkpoint(
+    pool: &SqlitePool,
+    page: &mut Option<u64>,
+) -> Result<u64, sqlx::Error> {
     // (busy, frames in the log (-1 when not in WAL mode), frames copied)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
-    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(pool)
-        .await?;
-    Ok(u64::try_from(frames)
-        .unwrap_or(0)
-        .saturating_mul(u64::try_from(page).unwrap_or(0)))
+    let page = match *page {
+        Some(bytes) => bytes,
+        None => {
+            let bytes: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(pool)
+                .await?;
+            *page.insert(u64::try_from(bytes).unwrap_or(0))
+        }
+    };
+    Ok(u64::try_from(frames).unwrap_or(0).saturating_mul(page))
 }
 
 #[async_trait]
