@@ -1,8 +1,9 @@
 //! Outgoing provider pushes (SmartCA webhooks, MSSP notifications; CSC response_uri later):
-//! fire-and-forget POSTs (JSON or raw bodies such as SOAP) with a short timeout and a bounded
-//! number in flight, so a slow or absent receiver never holds up the request path. When the
-//! bound is reached, the push is dropped and logged — a push is only a hint, the receiver
-//! polls anyway.
+//! fire-and-forget POSTs (JSON or raw bodies such as SOAP) with a short timeout, a bounded
+//! number in flight and a bounded queue behind them, so a slow or absent receiver never holds
+//! up the request path. A burst waits in the queue, as a real provider's outbound queue would;
+//! only when the queue too is full is the push dropped and logged — a push is only a hint, the
+//! receiver polls anyway.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,25 +13,34 @@ use tokio::sync::Semaphore;
 /// Pushes allowed in flight at once.
 const MAX_IN_FLIGHT: usize = 256;
 
+/// Pushes allowed to exist at once, in flight or queued behind those (a few KB each).
+const MAX_QUEUED: usize = 16_384;
+
 pub struct WebhookSender {
     client: reqwest::Client,
-    permits: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
+    queued: Arc<Semaphore>,
 }
 
 impl WebhookSender {
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_limits(MAX_IN_FLIGHT, MAX_QUEUED)
+    }
+
+    fn with_limits(in_flight: usize, queued: usize) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(2))
             .build()?;
         Ok(Self {
             client,
-            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            in_flight: Arc::new(Semaphore::new(in_flight)),
+            queued: Arc::new(Semaphore::new(queued.max(in_flight))),
         })
     }
 
     /// Posts `body` to `url` in the background. Must be called inside a Tokio runtime; outside
-    /// one (or when too many pushes are in flight) the push is skipped.
+    /// one (or when the queue is full) the push is skipped.
     pub fn send(&self, url: String, body: serde_json::Value) {
         let request = self.client.post(&url).json(&body);
         self.spawn(url, request);
@@ -51,12 +61,17 @@ impl WebhookSender {
             tracing::warn!("webhook skipped: no async runtime");
             return;
         };
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            tracing::warn!(%url, "webhook skipped: too many in flight");
+        let Ok(place) = self.queued.clone().try_acquire_owned() else {
+            tracing::warn!(%url, "webhook skipped: queue full");
             return;
         };
+        let in_flight = self.in_flight.clone();
         runtime.spawn(async move {
-            let _permit = permit;
+            let _place = place;
+            // The semaphore is never closed; the timeout starts at `send`, after the wait.
+            let Ok(_permit) = in_flight.acquire_owned().await else {
+                return;
+            };
             match request.send().await {
                 Ok(resp) if resp.status().is_success() => {
                     tracing::debug!(%url, status = %resp.status(), "webhook delivered")
@@ -65,5 +80,67 @@ impl WebhookSender {
                 Err(e) => tracing::warn!(%url, error = %e, "webhook failed"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::routing::post;
+    use axum::Router;
+
+    use super::*;
+
+    /// A receiver that answers every POST after `delay`, counting them.
+    async fn slow_receiver(delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move || {
+                let seen = seen.clone();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, count)
+    }
+
+    async fn settle(count: &AtomicUsize, want: usize) -> usize {
+        for _ in 0..200 {
+            if count.load(Ordering::SeqCst) >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Anything beyond `want` would have arrived by now too.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        count.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_burst_beyond_the_in_flight_bound_waits_and_is_delivered() {
+        let (url, count) = slow_receiver(Duration::from_millis(50)).await;
+        let sender = WebhookSender::with_limits(4, 100).unwrap();
+        for i in 0..40 {
+            sender.send(url.clone(), serde_json::json!({ "n": i }));
+        }
+        assert_eq!(settle(&count, 40).await, 40);
+    }
+
+    #[tokio::test]
+    async fn pushes_beyond_the_queue_are_dropped() {
+        let (url, count) = slow_receiver(Duration::from_millis(200)).await;
+        let sender = WebhookSender::with_limits(2, 10).unwrap();
+        for i in 0..25 {
+            sender.send(url.clone(), serde_json::json!({ "n": i }));
+        }
+        assert_eq!(settle(&count, 10).await, 10);
     }
 }
