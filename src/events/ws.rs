@@ -263,7 +263,7 @@ mod tests {
 
     impl Collect {
         fn texts(&self) -> Vec<String> {
-            self.0.lock().unwrap().clone()
+            self.0.lock().expect("not poisoned").clone()
         }
     }
 
@@ -274,7 +274,7 @@ mod tests {
         }
         fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), ()> {
             if let Message::Text(t) = msg {
-                self.0.lock().unwrap().push(t.to_string());
+                self.0.lock().expect("not poisoned").push(t.to_string());
             }
             Ok(())
         }
