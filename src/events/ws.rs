@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use axum::extract::ws::Message;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 
 use crate::domain::SessionId;
 use crate::store::{Event, Store};
@@ -25,6 +28,9 @@ const PAGE: u32 = 500;
 const GAP_WAIT: Duration = Duration::from_millis(20);
 /// Events held while waiting; one more and the outbox is read at once.
 const GAP_HELD: usize = 1024;
+/// Live events already published when one is received, taken before the socket is written:
+/// under load several frames go out in one write.
+const BURST: usize = 256;
 
 pub struct Subscription {
     pub tenant: Arc<str>,
@@ -53,11 +59,26 @@ struct Cursor<'a, S> {
     /// Live events past a gap, by seq, and when the outbox is read if the gap stays open.
     ahead: BTreeMap<i64, Event>,
     gap_deadline: Option<tokio::time::Instant>,
+    /// Frames fed to the sink and not yet flushed.
+    unflushed: bool,
 }
 
 impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
-    async fn send(&mut self, msg: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.sub.send_timeout, self.sink.send(msg)).await {
+    /// Queues a frame in the sink; [`Self::flush`] writes it.
+    async fn feed(&mut self, msg: Message) -> Result<(), End> {
+        self.unflushed = true;
+        match tokio::time::timeout(self.sub.send_timeout, self.sink.feed(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Closed),
+            Err(_) => Err(End::Slow),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if !std::mem::take(&mut self.unflushed) {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.sub.send_timeout, self.sink.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Closed),
             Err(_) => Err(End::Slow),
@@ -75,7 +96,7 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
             return Ok(());
         }
         metrics::counter!("kyso_ws_frames_sent_total").increment(1);
-        self.send(Message::Text(ev.frame.as_ref().into())).await
+        self.feed(Message::Text(ev.frame.as_ref().into())).await
     }
 
     /// Sends every stored event after the cursor, up to `until` when given.
@@ -90,9 +111,26 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
                 }
                 self.deliver(ev).await?;
             }
+            self.flush().await?;
             if !full {
                 return Ok(());
             }
+        }
+    }
+
+    async fn on_received(
+        &mut self,
+        store: &dyn Store,
+        received: Result<Event, RecvError>,
+    ) -> Result<(), End> {
+        match received {
+            Ok(ev) => self.on_live(store, &ev).await,
+            Err(RecvError::Lagged(_)) if self.last.is_some() => {
+                self.catch_up(store, None).await?;
+                self.deliver_ahead(false).await
+            }
+            Err(RecvError::Lagged(_)) => Ok(()),
+            Err(RecvError::Closed) => Err(End::Closed),
         }
     }
 
@@ -162,6 +200,7 @@ pub async fn pump<S, R>(
         sub: &sub,
         ahead: BTreeMap::new(),
         gap_deadline: None,
+        unflushed: false,
     };
     metrics::gauge!("kyso_ws_connections").increment(1.0);
     let end = run(&mut cur, &mut incoming, store.as_ref(), &mut live).await;
@@ -192,26 +231,29 @@ where
     ping.tick().await;
     loop {
         tokio::select! {
-            ev = live.recv() => match ev {
-                Ok(ev) => cur.on_live(store, &ev).await?,
-                Err(RecvError::Lagged(_)) => {
-                    if cur.last.is_some() {
-                        cur.catch_up(store, None).await?;
-                        cur.deliver_ahead(false).await?;
-                    }
+            ev = live.recv() => {
+                cur.on_received(store, ev).await?;
+                for _ in 1..BURST {
+                    let ev = match live.try_recv() {
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                        Ok(ev) => Ok(ev),
+                    };
+                    cur.on_received(store, ev).await?;
                 }
-                Err(RecvError::Closed) => return Err(End::Closed),
             },
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Err(End::Closed),
                 Some(Ok(Message::Text(t))) => note_ack(&t),
                 Some(Ok(_)) => {}
             },
-            _ = ping.tick() => cur.send(Message::Ping(Vec::new().into())).await?,
+            _ = ping.tick() => cur.feed(Message::Ping(Vec::new().into())).await?,
             _ = tokio::time::sleep_until(
                 cur.gap_deadline.unwrap_or_else(tokio::time::Instant::now)
             ), if cur.gap_deadline.is_some() => cur.fill_gap(store).await?,
         }
+        cur.flush().await?;
     }
 }
 
@@ -257,13 +299,19 @@ mod tests {
         }
     }
 
-    /// A client that takes every frame; the texts it got, in order.
+    /// A client that takes every frame; the texts it got, in order, and how many flushes.
     #[derive(Clone, Default)]
-    struct Collect(Arc<std::sync::Mutex<Vec<String>>>);
+    struct Collect(
+        Arc<std::sync::Mutex<Vec<String>>>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    );
 
     impl Collect {
         fn texts(&self) -> Vec<String> {
             self.0.lock().expect("not poisoned").clone()
+        }
+        fn flushes(&self) -> usize {
+            self.1.load(std::sync::atomic::Ordering::SeqCst)
         }
     }
 
@@ -279,6 +327,7 @@ mod tests {
             Ok(())
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Poll::Ready(Ok(()))
         }
         fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
@@ -350,6 +399,28 @@ mod tests {
         }
         let got = wait_for(&client, 5).await;
         assert_eq!(got, ["frame 1", "frame 2", "frame 3", "frame 4", "frame 5"]);
+    }
+
+    #[tokio::test]
+    async fn events_already_published_go_out_in_one_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let (tx, rx) = broadcast::channel(64);
+        let client = subscribe(store.clone(), rx);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let flushed_before = client.flushes();
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            events.push(created(store.as_ref()).await);
+        }
+        let want: Vec<String> = events.iter().map(|e| e.frame.to_string()).collect();
+        // This (single-threaded) runtime runs the subscriber only when the test waits, so all
+        // ten are published before it wakes.
+        for ev in events {
+            tx.send(ev).expect("send");
+        }
+        assert_eq!(wait_for(&client, 10).await, want);
+        assert_eq!(client.flushes() - flushed_before, 1);
     }
 
     #[tokio::test]
