@@ -119,6 +119,7 @@ impl Engine {
         tokio::pin!(shutdown);
         let mut renew = tokio::time::interval(self.config.lease / 3);
         loop {
+            metrics::counter!("kyso_scheduler_passes_total").increment(1);
             let claimed = match self.dispatch_due().await {
                 Ok(n) => n,
                 Err(e) => {

@@ -242,6 +242,18 @@ pub(crate) fn decode(body: &str) -> Result<Session, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The columns of a new session's row, in the order [`bind_session`] binds them.
+pub(crate) const SESSION_COLUMNS: &str = "id, tenant, provider, signer, status, reference, \
+     idempotency_key, request_hash, created_at, expires_at, next_check_at, body";
+
+static INSERT_SESSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO sessions ({SESSION_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    )
+});
+
 /// Both backends' insert of a new session written as `body`. A create whose idempotency key
 /// another PostgreSQL instance committed meanwhile inserts nothing (`rows_affected() == 0`);
 /// SQLite's one writer looked the key up in the same transaction, so there it cannot happen.
@@ -256,25 +268,35 @@ where
     &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
+    bind_session(sqlx::query(INSERT_SESSION.as_str()), new, body)
+}
+
+/// Binds a new session's [`SESSION_COLUMNS`] to the next twelve parameters of `q`.
+pub(crate) fn bind_session<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    new: &'q NewSession,
+    body: &'q str,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let s = &new.session;
-    sqlx::query(
-        "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-             idempotency_key, request_hash, created_at, expires_at, next_check_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-    )
-    .bind(s.id.as_str())
-    .bind(s.tenant.as_str())
-    .bind(s.provider.as_str())
-    .bind(s.signer.as_str())
-    .bind(s.status.as_str())
-    .bind(s.reference.as_deref())
-    .bind(new.idempotency_key.as_deref())
-    .bind(new.request_hash.as_slice())
-    .bind(ms(s.created_at))
-    .bind(ms(s.expires_at))
-    .bind(ms(s.created_at))
-    .bind(body)
+    q.bind(s.id.as_str())
+        .bind(s.tenant.as_str())
+        .bind(s.provider.as_str())
+        .bind(s.signer.as_str())
+        .bind(s.status.as_str())
+        .bind(s.reference.as_deref())
+        .bind(new.idempotency_key.as_deref())
+        .bind(new.request_hash.as_slice())
+        .bind(ms(s.created_at))
+        .bind(ms(s.expires_at))
+        .bind(ms(s.created_at))
+        .bind(body)
 }
 
 pub(crate) fn encode(session: &Session) -> Result<String, StoreError> {

@@ -391,6 +391,146 @@ async fn the_store_story_holds_on_sqlite() {
     );
 }
 
+/// Creates queued together (SQLite writes a run of plain ones with one statement per piece):
+/// each is its own session with its own event, numbered in queue order, a keyed create among
+/// them included.
+async fn creates_queued_together(store: Arc<dyn Store>) {
+    let sessions: Vec<Session> = (0..70)
+        .map(|i| session("t1", &format!("0010990{i:05}"), &format!("r{i}")))
+        .collect();
+    let mut news: Vec<NewSession> = sessions.iter().map(|s| new(s, None, 1, true)).collect();
+    news[40].idempotency_key = Some("keyed".into());
+    let created = futures_util::future::join_all(news.iter().map(|n| store.create(n))).await;
+    let mut seqs = Vec::new();
+    for (s, c) in sessions.iter().zip(created) {
+        let Created::New(ev) = c.expect("create") else {
+            panic!("a new session");
+        };
+        assert_eq!(ev.session_id, s.id);
+        assert!(ev.frame.contains(s.id.as_str()));
+        seqs.push(ev.seq);
+        let stored = store.get("t1", &s.id).await.expect("get").expect("stored");
+        assert_eq!(
+            (stored.signer, stored.reference),
+            (s.signer.clone(), s.reference.clone())
+        );
+    }
+    assert_eq!(seqs, (1..=70).collect::<Vec<i64>>());
+    let replayed: Vec<SessionId> = store
+        .events_after("t1", 0, 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.session_id)
+        .collect();
+    let ids: Vec<SessionId> = sessions.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(replayed, ids);
+    let retry = new(
+        &session("t1", "001099000040", "again"),
+        Some("keyed"),
+        1,
+        true,
+    );
+    assert!(
+        matches!(store.create(&retry).await.expect("retry"), Created::Existing(s) if s.id == sessions[40].id)
+    );
+}
+
+/// Claiming wakes queued together (SQLite claims a run of them with one statement per
+/// piece): each gets its own answer — claimed, only marked (its session is leased), missing
+/// (unknown id, or another provider's session).
+async fn wakes_queued_together(store: Arc<dyn Store>) {
+    let sessions: Vec<Session> = (0..4)
+        .map(|i| session("t1", &format!("0010991{i:05}"), &format!("w{i}")))
+        .collect();
+    for s in &sessions {
+        store.create(&new(s, None, 1, true)).await.expect("create");
+    }
+    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert_eq!(claimed.len(), 4);
+    // The last stays leased.
+    release_all(&*store, &claimed[..3]).await;
+    let stranger = SessionId::generate();
+    let pushes = [
+        (&sessions[0].id, "vnpt-smartca"),
+        (&sessions[1].id, "vnpt-smartca"),
+        (&sessions[2].id, "viettel-sim"),
+        (&sessions[3].id, "vnpt-smartca"),
+        (&stranger, "vnpt-smartca"),
+    ];
+    let woken = futures_util::future::join_all(
+        pushes
+            .iter()
+            .map(|(id, provider)| store.wake(id, provider, true)),
+    )
+    .await;
+    let got: Vec<String> = woken
+        .into_iter()
+        .map(|w| match w.expect("wake") {
+            Woken::Claimed(work) => {
+                format!("claimed {}", work.session.reference.unwrap_or_default())
+            }
+            Woken::Marked => "marked".to_owned(),
+            Woken::Missing => "missing".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        ["claimed w0", "claimed w1", "missing", "marked", "missing"]
+    );
+    // Claimed means leased: the next look at due work skips them; w2 is still due.
+    let due: Vec<_> = store
+        .due(Utc::now(), 10, &[], false)
+        .await
+        .expect("due")
+        .into_iter()
+        .filter_map(|w| w.session.reference)
+        .collect();
+    assert_eq!(due, ["w2"]);
+}
+
+#[tokio::test]
+async fn wakes_queued_together_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = store::open(&url, &StoreOptions::default())
+        .await
+        .expect("sqlite");
+    wakes_queued_together(store).await;
+}
+
+#[tokio::test]
+async fn wakes_queued_together_on_postgres() {
+    let Some(db) = fresh_db("wakes_queued_together_on_postgres").await else {
+        return;
+    };
+    let store = store::open(&db.url, &StoreOptions::default())
+        .await
+        .expect("postgres");
+    wakes_queued_together(store).await;
+}
+
+#[tokio::test]
+async fn creates_queued_together_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = store::open(&url, &StoreOptions::default())
+        .await
+        .expect("sqlite");
+    creates_queued_together(store).await;
+}
+
+#[tokio::test]
+async fn creates_queued_together_on_postgres() {
+    let Some(db) = fresh_db("creates_queued_together_on_postgres").await else {
+        return;
+    };
+    let store = store::open(&db.url, &StoreOptions::default())
+        .await
+        .expect("postgres");
+    creates_queued_together(store).await;
+}
+
 /// The statuses of the story's events stored without a frame: only the terminal one keeps no
 /// copy of the session's body (it is rendered from the session row on replay).
 const BARE_FRAMES: &str =

@@ -7,8 +7,8 @@ use chrono::Utc;
 use sqlx::{Row, SqliteConnection};
 
 use super::super::{
-    decode, encode, insert_session, ms, render_frame, stored_frame, Created, Event, NewSession,
-    StatusWrite, StoreError,
+    bind_session, decode, encode, insert_session, ms, render_frame, stored_frame, Created, Event,
+    NewSession, StatusWrite, StoreError, SESSION_COLUMNS,
 };
 use crate::domain::{Session, SessionId, Status};
 
@@ -23,8 +23,8 @@ pub(super) struct Seqs {
 }
 
 /// Rows per multi-row statement, largest first: any count splits into pieces of these sizes,
-/// so each statement shape is prepared once and kept (6 parameters a row, far under SQLite's
-/// limit).
+/// so each statement shape is prepared once and kept (6 or 12 parameters a row, far under
+/// SQLite's limit of 32,766).
 const PIECES: [usize; 4] = [64, 16, 4, 1];
 
 /// Splits `items` into pieces whose lengths are all in [`PIECES`].
@@ -141,6 +141,43 @@ pub(super) async fn create(
     Ok(Created::New(write_event(conn, seqs, s, &body).await?))
 }
 
+/// A create that needs no look at other rows: no idempotency key to find, concurrent sessions
+/// of the signer allowed. Such creates queued together are written by [`create_many`].
+pub(super) fn plain(new: &NewSession) -> bool {
+    new.idempotency_key.is_none() && new.allow_concurrent
+}
+
+/// [`plain`] creates, a multi-row INSERT per piece of [`PIECES`] rows.
+pub(super) async fn create_many(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    news: &[Box<NewSession>],
+) -> Result<Vec<Created>, StoreError> {
+    let mut created = Vec::with_capacity(news.len());
+    for piece in pieces(news) {
+        let bodies = piece
+            .iter()
+            .map(|new| encode(&new.session))
+            .collect::<Result<Vec<_>, _>>()?;
+        let row = format!("({})", ["?"; 12].join(", "));
+        let sql = format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES {}",
+            vec![row.as_str(); piece.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (new, body) in piece.iter().zip(&bodies) {
+            q = bind_session(q, new, body);
+        }
+        q.execute(&mut *conn).await?;
+        for (new, body) in piece.iter().zip(&bodies) {
+            created.push(Created::New(
+                write_event(conn, seqs, &new.session, body).await?,
+            ));
+        }
+    }
+    Ok(created)
+}
+
 /// The next seq of the tenant and its outbox row, written with the batch.
 async fn write_event(
     conn: &mut SqliteConnection,
@@ -216,7 +253,8 @@ async fn apply_piece(
     Ok(events)
 }
 
-/// Status changes the writer groups for one [`apply_many`]: its largest statement.
+/// Writes the writer groups for one call of [`apply_many`], [`create_many`] or [`wake_many`]:
+/// their largest statement.
 pub(super) const APPLY_CHUNK: usize = PIECES[0];
 
 pub(super) async fn reschedule(
@@ -243,30 +281,59 @@ pub(super) async fn reschedule(
     Ok(n > 0)
 }
 
-/// Claims the session until `claim_until` if nobody works on it (and `claim_until` is given);
-/// otherwise makes it due now and marks it woken for the step in flight. Returns the claimed
-/// (body, work), or whether an unfinished session of `provider` was found.
-pub(super) async fn wake(
+/// A wake's answer: the claimed session's (body, work), or whether an unfinished session of
+/// the provider was found (and marked woken).
+pub(super) type Woke = Result<(String, Option<String>), bool>;
+
+/// A push that claims its session, if nobody works on it, until `until`.
+pub(super) struct WakeClaim {
+    pub id: SessionId,
+    pub provider: String,
+    pub until: i64,
+}
+
+/// Claims each pushed session nobody works on (one statement per piece of [`PIECES`] rows);
+/// the others are only marked woken, see [`mark_woken`].
+pub(super) async fn wake_many(
+    conn: &mut SqliteConnection,
+    wakes: &[WakeClaim],
+) -> Result<Vec<Woke>, StoreError> {
+    let mut claimed = HashMap::with_capacity(wakes.len());
+    for piece in pieces(wakes) {
+        let values = vec!["(?, ?, ?)"; piece.len()].join(", ");
+        let sql = format!(
+            "UPDATE sessions SET next_check_at = v.column3, claimed = 1, woken = 0
+             FROM (VALUES {values}) AS v
+             WHERE sessions.id = v.column1 AND sessions.provider = v.column2
+               AND sessions.next_check_at IS NOT NULL AND sessions.claimed = 0
+             RETURNING sessions.id, sessions.body, sessions.work"
+        );
+        let mut q = sqlx::query(&sql);
+        for w in piece {
+            q = q.bind(w.id.as_str()).bind(&w.provider).bind(w.until);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let id: String = row.try_get("id")?;
+            claimed.insert(id, (row.try_get("body")?, row.try_get("work")?));
+        }
+    }
+    let mut woke = Vec::with_capacity(wakes.len());
+    for w in wakes {
+        woke.push(match claimed.remove(w.id.as_str()) {
+            Some(row) => Ok(row),
+            None => Err(mark_woken(conn, &w.id, &w.provider).await?),
+        });
+    }
+    Ok(woke)
+}
+
+/// Makes the session due now and marks it woken for the step in flight; whether an unfinished
+/// session of `provider` was found.
+pub(super) async fn mark_woken(
     conn: &mut SqliteConnection,
     id: &SessionId,
     provider: &str,
-    claim_until: Option<i64>,
-) -> Result<Result<(String, Option<String>), bool>, StoreError> {
-    if let Some(until) = claim_until {
-        let row = sqlx::query(
-            "UPDATE sessions SET next_check_at = ?, claimed = 1, woken = 0
-             WHERE id = ? AND provider = ? AND next_check_at IS NOT NULL AND claimed = 0
-             RETURNING body, work",
-        )
-        .bind(until)
-        .bind(id.as_str())
-        .bind(provider)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = row {
-            return Ok(Ok((row.try_get("body")?, row.try_get("work")?)));
-        }
-    }
+) -> Result<bool, StoreError> {
     let n = sqlx::query(
         // A claimed session keeps its lease (its step's write makes it due now).
         "UPDATE sessions
@@ -281,7 +348,7 @@ pub(super) async fn wake(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(Err(n > 0))
+    Ok(n > 0)
 }
 
 pub(super) async fn claim(

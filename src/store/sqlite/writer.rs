@@ -19,7 +19,10 @@ use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::{Created, Event, NewSession, StatusWrite, StoreError};
-use super::sql::{apply_many, claim, create, reschedule, update_ids, wake, Seqs, APPLY_CHUNK};
+use super::sql::{
+    apply_many, claim, create, create_many, mark_woken, plain, reschedule, update_ids, wake_many,
+    Seqs, WakeClaim, Woke, APPLY_CHUNK,
+};
 use crate::domain::{SessionId, Status};
 
 /// Writes one transaction may carry; more wait for the next commit.
@@ -29,9 +32,6 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Claimed due sessions: (body, work).
 type Claimed = Vec<(String, Option<String>)>;
-
-/// A wake's answer: the claimed (body, work), or whether the session was found.
-pub(super) type Woke = Result<(String, Option<String>), bool>;
 
 /// One write and where its answer goes.
 pub(super) enum Op {
@@ -206,25 +206,31 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
     let mut ops = ops.into_iter().peekable();
     let mut failure = None;
     while let Some(op) = ops.next() {
-        let result = if let Op::Apply { .. } = op {
-            // Status changes of distinct sessions in a row go in one statement.
-            let mut group = vec![op];
-            while group.len() < APPLY_CHUNK {
-                match ops.peek() {
-                    Some(Op::Apply { write, .. })
-                        if !group.iter().any(|g| applies_to(g, &write.session.id)) =>
-                    {
-                        group.extend(ops.next());
+        let result = match op.group() {
+            // Writes of one kind in a row, each to another session, go in one statement.
+            Some((kind, _)) => {
+                let mut group = vec![op];
+                while group.len() < APPLY_CHUNK {
+                    match ops.peek().and_then(Op::group) {
+                        Some((k, id))
+                            if k == kind
+                                && !group.iter().any(|g| g.group().is_some_and(|g| g.1 == id)) =>
+                        {
+                            group.extend(ops.next());
+                        }
+                        _ => break,
                     }
-                    _ => break,
+                }
+                match kind {
+                    Group::Apply => apply_group(conn, seqs, group).await,
+                    Group::Create => create_group(conn, seqs, group).await,
+                    Group::Wake => wake_group(conn, group).await,
                 }
             }
-            apply_group(conn, seqs, group).await
-        } else {
-            execute(conn, seqs, op)
+            None => execute(conn, seqs, op)
                 .await
                 .map(|r| vec![r])
-                .map_err(|(r, e)| (vec![r], e))
+                .map_err(|(r, e)| (vec![r], e)),
         };
         match result {
             Ok(done) => replies.extend(done),
@@ -258,8 +264,67 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
     }
 }
 
-fn applies_to(op: &Op, id: &SessionId) -> bool {
-    matches!(op, Op::Apply { write, .. } if write.session.id == *id)
+/// Writes that one statement runs for many sessions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Apply,
+    Create,
+    Wake,
+}
+
+impl Op {
+    /// The group this write can join, and the session it writes.
+    fn group(&self) -> Option<(Group, &SessionId)> {
+        match self {
+            Op::Apply { write, .. } => Some((Group::Apply, &write.session.id)),
+            Op::Create(new, _) if plain(new) => Some((Group::Create, &new.session.id)),
+            Op::Wake {
+                id,
+                claim_until: Some(_),
+                ..
+            } => Some((Group::Wake, id)),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a group of claiming wakes with one statement per piece.
+async fn wake_group(
+    conn: &mut SqliteConnection,
+    group: Vec<Op>,
+) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
+    let mut wakes = Vec::with_capacity(group.len());
+    let mut senders = Vec::with_capacity(group.len());
+    for op in group {
+        if let Op::Wake {
+            id,
+            provider,
+            claim_until: Some(until),
+            reply,
+        } = op
+        {
+            wakes.push(WakeClaim {
+                id,
+                provider,
+                until,
+            });
+            senders.push(reply);
+        }
+    }
+    match wake_many(conn, &wakes).await {
+        Ok(woke) => Ok(senders
+            .into_iter()
+            .zip(woke)
+            .map(|(tx, w)| Reply::Woke(tx, w))
+            .collect()),
+        Err(e) => Err((
+            senders
+                .into_iter()
+                .map(|tx| Reply::Woke(tx, Err(false)))
+                .collect(),
+            e,
+        )),
+    }
 }
 
 /// Runs a group of status changes of distinct sessions with one statement.
@@ -287,6 +352,36 @@ async fn apply_group(
             senders
                 .into_iter()
                 .map(|tx| Reply::Event(tx, None))
+                .collect(),
+            e,
+        )),
+    }
+}
+
+/// Runs a group of [`plain`] creates with one statement per piece.
+async fn create_group(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    group: Vec<Op>,
+) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
+    let mut news = Vec::with_capacity(group.len());
+    let mut senders = Vec::with_capacity(group.len());
+    for op in group {
+        if let Op::Create(new, reply) = op {
+            news.push(new);
+            senders.push(reply);
+        }
+    }
+    match create_many(conn, seqs, &news).await {
+        Ok(created) => Ok(senders
+            .into_iter()
+            .zip(created)
+            .map(|(tx, c)| Reply::Created(tx, c))
+            .collect()),
+        Err(e) => Err((
+            senders
+                .into_iter()
+                .map(|tx| Reply::Created(tx, Created::SignerBusy))
                 .collect(),
             e,
         )),
@@ -327,13 +422,14 @@ async fn execute(
             reschedule(conn, &id, expected, next_check_at, work.as_deref()),
             Reply::Flag
         ),
+        // A claiming wake is grouped; this one only marks its session.
         Op::Wake {
             id,
             provider,
-            claim_until,
             reply,
-        } => match wake(conn, &id, &provider, claim_until).await {
-            Ok(v) => Ok(Reply::Woke(reply, v)),
+            ..
+        } => match mark_woken(conn, &id, &provider).await {
+            Ok(found) => Ok(Reply::Woke(reply, Err(found))),
             Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
         },
         Op::Claim {
