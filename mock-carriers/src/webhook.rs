@@ -106,9 +106,9 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         (url, count)
     }
 
@@ -127,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn a_burst_beyond_the_in_flight_bound_waits_and_is_delivered() {
         let (url, count) = slow_receiver(Duration::from_millis(50)).await;
-        let sender = WebhookSender::with_limits(4, 100).unwrap();
+        let sender = WebhookSender::with_limits(4, 100).expect("sender");
         for i in 0..40 {
             sender.send(url.clone(), serde_json::json!({ "n": i }));
         }
@@ -137,7 +137,7 @@ mod tests {
     #[tokio::test]
     async fn pushes_beyond_the_queue_are_dropped() {
         let (url, count) = slow_receiver(Duration::from_millis(200)).await;
-        let sender = WebhookSender::with_limits(2, 10).unwrap();
+        let sender = WebhookSender::with_limits(2, 10).expect("sender");
         for i in 0..25 {
             sender.send(url.clone(), serde_json::json!({ "n": i }));
         }
