@@ -312,7 +312,10 @@ fn throughput_row(
         ),
         None => ("≥ 1,000/s".into(), String::new()),
     };
-    let row = Row { detail: format!("{parts}{}", row.detail), ..row };
+    let row = Row {
+        detail: format!("{parts}{}", row.detail),
+        ..row
+    };
     row.budget(text, t.rate >= 1000.0 && t.rate >= half)
 }
 
