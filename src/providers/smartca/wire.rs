@@ -355,11 +355,14 @@ fn fold(raw: &str) -> String {
 
 /// base64 as VNPT sends it, sometimes wrapped over several lines.
 pub fn decode_b64(text: &str) -> Option<Vec<u8>> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if compact.is_empty() {
-        return None;
-    }
-    BASE64_STANDARD.decode(compact).ok()
+    let wrapped = text.bytes().any(|b| b.is_ascii_whitespace());
+    let decoded = if wrapped {
+        let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        BASE64_STANDARD.decode(compact)
+    } else {
+        BASE64_STANDARD.decode(text)
+    };
+    decoded.ok().filter(|d| !d.is_empty())
 }
 
 /// Provider text ends up in session errors: keep it short.
