@@ -109,17 +109,10 @@ pub async fn create(
         idempotency_key,
         request_hash: new.request_hash,
         allow_concurrent: tenant.0.config.allow_concurrent_per_signer,
+        lease_until: None,
     };
     let engine = app.engine.clone();
-    let created = detached(async move {
-        let created = engine.store.create(&new).await?;
-        if let Created::New(event) = &created {
-            engine.hub.publish(event.clone());
-            engine.wake();
-        }
-        Ok(created)
-    })
-    .await?;
+    let created = detached(async move { engine.create(new).await }).await?;
     match created {
         Created::New(_) => {
             metrics::counter!("kyso_sessions_created_total", "provider" => session.provider.clone())

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::domain::SessionId;
 use crate::events::Hub;
 use crate::providers::registry::{ProviderEntry, Registry};
-use crate::store::{Change, Event, Store, StoreError, Woken};
+use crate::store::{Change, Created, Event, NewSession, Store, StoreError, Woken, Work};
 
 pub use step::WorkState;
 
@@ -98,6 +98,42 @@ impl Engine {
             (Woken::Missing, ..) => {}
         }
         Ok(found)
+    }
+
+    /// Creates a session and publishes its first event. When its provider can take a call
+    /// now, the session is written claimed by this instance and its first step starts here,
+    /// without waiting for a scheduler pass; otherwise the scheduler is woken to claim it.
+    pub async fn create(self: &Arc<Self>, mut new: NewSession) -> Result<Created, StoreError> {
+        let entry = self.providers.get(&new.session.provider).cloned();
+        let calls_per_start = entry.as_ref().map_or(1, |e| e.adapter.calls_per_start());
+        let permit = entry
+            .as_ref()
+            .filter(|e| e.breaker.allows() && e.rate.available() >= calls_per_start)
+            .and_then(|e| e.in_flight.clone().try_acquire_owned().ok());
+        if permit.is_some() {
+            new.lease_until = Some(Utc::now() + self.config.lease);
+        }
+        let created = self.store.create(&new).await?;
+        let Created::New(event) = &created else {
+            return Ok(created);
+        };
+        self.hub.publish(event.clone());
+        match (entry, permit) {
+            (Some(entry), Some(permit)) if entry.rate.try_take_n(calls_per_start) => {
+                let work = Work {
+                    session: new.session,
+                    work: None,
+                };
+                self.start(entry, work, Some(permit));
+            }
+            (_, Some(_)) => {
+                // The tokens went to another session meanwhile: the scheduler takes it.
+                self.store.release(&[new.session.id]).await?;
+                self.wake();
+            }
+            (_, None) => self.wake(),
+        }
+        Ok(created)
     }
 
     /// Writes a state change with its event and publishes the event.

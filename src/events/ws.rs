@@ -347,6 +347,7 @@ mod tests {
             idempotency_key: None,
             request_hash: [0; 32],
             allow_concurrent: true,
+            lease_until: None,
         };
         match store.create(&new).await.expect("create") {
             crate::store::Created::New(ev) => ev,
@@ -476,6 +477,7 @@ mod tests {
                 idempotency_key: None,
                 request_hash: [0; 32],
                 allow_concurrent: true,
+                lease_until: None,
             })
             .await
             .expect("create");

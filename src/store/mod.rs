@@ -46,6 +46,9 @@ pub struct NewSession {
     pub request_hash: [u8; 32],
     /// When false, a signer with an unfinished session of the same tenant is refused.
     pub allow_concurrent: bool,
+    /// Claimed by this instance until then: its creator starts it at once, without a
+    /// scheduler pass. `None`: due now, for the scheduler to claim.
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -246,32 +249,8 @@ pub(crate) fn decode(body: &str) -> Result<Session, StoreError> {
 pub(crate) const SESSION_COLUMNS: &str = "id, tenant, provider, signer, status, reference, \
      idempotency_key, request_hash, created_at, expires_at, next_check_at, body";
 
-static INSERT_SESSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT INTO sessions ({SESSION_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-    )
-});
-
-/// Both backends' insert of a new session written as `body`. A create whose idempotency key
-/// another PostgreSQL instance committed meanwhile inserts nothing (`rows_affected() == 0`);
-/// SQLite's one writer looked the key up in the same transaction, so there it cannot happen.
-pub(crate) fn insert_session<'q, DB>(
-    new: &'q NewSession,
-    body: &'q str,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
-where
-    DB: sqlx::Database,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    bind_session(sqlx::query(INSERT_SESSION.as_str()), new, body)
-}
-
-/// Binds a new session's [`SESSION_COLUMNS`] to the next twelve parameters of `q`.
+/// Binds a new session's [`SESSION_COLUMNS`] to the next twelve parameters of `q`. A leased
+/// session's next check is its lease's end: due again only if its creator never wrote it.
 pub(crate) fn bind_session<'q, DB>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     new: &'q NewSession,
@@ -295,7 +274,7 @@ where
         .bind(new.request_hash.as_slice())
         .bind(ms(s.created_at))
         .bind(ms(s.expires_at))
-        .bind(ms(s.created_at))
+        .bind(ms(new.lease_until.unwrap_or(s.created_at)))
         .bind(body)
 }
 

@@ -146,7 +146,7 @@ impl Store for PgStore {
         }
         let done = match found {
             Some(done) => done,
-            None => writer::insert(&mut tx, new).await?,
+            None => writer::insert(&mut tx, &self.instance, new).await?,
         };
         match done {
             writer::Done::Event { .. } => {

@@ -43,6 +43,7 @@ fn new(s: &Session, key: Option<&str>, hash: u8, allow_concurrent: bool) -> NewS
         idempotency_key: key.map(str::to_owned),
         request_hash: [hash; 32],
         allow_concurrent,
+        lease_until: None,
     }
 }
 
@@ -508,6 +509,62 @@ async fn wakes_queued_together_on_postgres() {
         .await
         .expect("postgres");
     wakes_queued_together(store).await;
+}
+
+/// A session its creator starts at once is written claimed: the scheduler leaves it alone
+/// until the lease runs out (the creator never wrote it), then takes it — keyed or not.
+async fn leased_creates(store: Arc<dyn Store>) {
+    let lease = Utc::now() + chrono::Duration::milliseconds(600);
+    let plain = session("t1", "001099200001", "plain");
+    let keyed = session("t1", "001099200002", "keyed");
+    let open = session("t1", "001099200003", "open");
+    let mut news = [
+        new(&plain, None, 1, true),
+        new(&keyed, Some("lease-key"), 1, true),
+        new(&open, None, 1, true),
+    ];
+    news[0].lease_until = Some(lease);
+    news[1].lease_until = Some(lease);
+    for n in &news {
+        assert!(matches!(
+            store.create(n).await.expect("create"),
+            Created::New(_)
+        ));
+    }
+    let refs = |due: Vec<Work>| -> Vec<String> {
+        let mut r: Vec<String> = due
+            .into_iter()
+            .filter_map(|w| w.session.reference)
+            .collect();
+        r.sort();
+        r
+    };
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert_eq!(refs(due), ["open"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert_eq!(refs(due), ["keyed", "plain"]);
+}
+
+#[tokio::test]
+async fn leased_creates_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = store::open(&url, &StoreOptions::default())
+        .await
+        .expect("sqlite");
+    leased_creates(store).await;
+}
+
+#[tokio::test]
+async fn leased_creates_on_postgres() {
+    let Some(db) = fresh_db("leased_creates_on_postgres").await else {
+        return;
+    };
+    let store = store::open(&db.url, &StoreOptions::default())
+        .await
+        .expect("postgres");
+    leased_creates(store).await;
 }
 
 #[tokio::test]

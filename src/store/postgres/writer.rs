@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Notice, CHANNEL};
 use crate::domain::{Session, SessionId, Status};
 use crate::store::{
-    encode, insert_session, ms, render_frame, stored_frame, Created, Event, NewSession,
-    StatusWrite, StoreError,
+    bind_session, encode, ms, render_frame, stored_frame, Created, Event, NewSession, StatusWrite,
+    StoreError, SESSION_COLUMNS,
 };
 
 /// Changes one transaction may carry; more wait for the next commit.
@@ -170,9 +170,9 @@ async fn stage(
         match first {
             Change::Apply(_) => done.extend(apply_many(tx, &rest[..run]).await?),
             Change::Create(new) if new.idempotency_key.is_none() => {
-                done.extend(create_many(tx, &rest[..run]).await?)
+                done.extend(create_many(tx, instance, &rest[..run]).await?)
             }
-            Change::Create(new) => done.push(create(tx, new).await?),
+            Change::Create(new) => done.push(create(tx, instance, new).await?),
         }
         rest = &rest[run..];
     }
@@ -203,8 +203,12 @@ fn run_len(changes: &[&Change]) -> usize {
         .count()
 }
 
-/// Creates without an idempotency key, in one INSERT.
-async fn create_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<Done>, StoreError> {
+/// Creates without an idempotency key, in one INSERT (leased ones leased to `instance`).
+async fn create_many(
+    tx: &mut PgConnection,
+    instance: &str,
+    changes: &[&Change],
+) -> Result<Vec<Done>, StoreError> {
     let mut c = CreateColumns::default();
     let mut done = Vec::with_capacity(changes.len());
     for change in changes {
@@ -222,18 +226,21 @@ async fn create_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<D
         c.hashes.push(new.request_hash.as_slice());
         c.created.push(ms(s.created_at));
         c.expires.push(ms(s.expires_at));
+        c.leases.push(new.lease_until.map(ms));
         c.bodies.push(body.clone());
         done.push(Done::event(s, body));
     }
     sqlx::query(
+        // A leased session's next check is its lease's end, as in `bind_session`.
         "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-             request_hash, created_at, expires_at, next_check_at, body)
+             request_hash, created_at, expires_at, next_check_at, body, lease_owner, lease_until)
          SELECT id, tenant, provider, signer, status, reference, hash, created, expires,
-                created, body
+                COALESCE(lease, created), body,
+                CASE WHEN lease IS NULL THEN NULL ELSE $12::text END, lease
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::bytea[], $8::bigint[], $9::bigint[], $10::text[])
+                     $7::bytea[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[])
               AS r(id, tenant, provider, signer, status, reference, hash, created, expires,
-                   body)",
+                   body, lease)",
     )
     .bind(&c.ids)
     .bind(&c.tenants)
@@ -245,6 +252,8 @@ async fn create_many(tx: &mut PgConnection, changes: &[&Change]) -> Result<Vec<D
     .bind(&c.created)
     .bind(&c.expires)
     .bind(&c.bodies)
+    .bind(&c.leases)
+    .bind(instance)
     .execute(&mut *tx)
     .await?;
     Ok(done)
@@ -261,13 +270,18 @@ struct CreateColumns<'a> {
     hashes: Vec<&'a [u8]>,
     created: Vec<i64>,
     expires: Vec<i64>,
+    leases: Vec<Option<i64>>,
     bodies: Vec<String>,
 }
 
-async fn create(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreError> {
+async fn create(
+    tx: &mut PgConnection,
+    instance: &str,
+    new: &NewSession,
+) -> Result<Done, StoreError> {
     match by_key(tx, new).await? {
         Some(done) => Ok(done),
-        None => insert(tx, new).await,
+        None => insert(tx, instance, new).await,
     }
 }
 
@@ -298,11 +312,26 @@ pub(super) async fn by_key(
     )?))))
 }
 
-/// Inserts the session; `Conflict` when another writer holds its idempotency key.
-pub(super) async fn insert(tx: &mut PgConnection, new: &NewSession) -> Result<Done, StoreError> {
+static INSERT_SESSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO sessions ({SESSION_COLUMNS}, lease_owner, lease_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    )
+});
+
+/// Inserts the session (a leased one leased to `instance`); `Conflict` when another writer
+/// holds its idempotency key.
+pub(super) async fn insert(
+    tx: &mut PgConnection,
+    instance: &str,
+    new: &NewSession,
+) -> Result<Done, StoreError> {
     let s = &new.session;
     let body = encode(s)?;
-    let inserted = insert_session(new, &body)
+    let inserted = bind_session(sqlx::query(INSERT_SESSION.as_str()), new, &body)
+        .bind(new.lease_until.map(|_| instance))
+        .bind(new.lease_until.map(ms))
         .execute(&mut *tx)
         .await?
         .rows_affected();

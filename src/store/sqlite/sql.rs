@@ -7,8 +7,8 @@ use chrono::Utc;
 use sqlx::{Row, SqliteConnection};
 
 use super::super::{
-    bind_session, decode, encode, insert_session, ms, render_frame, stored_frame, Created, Event,
-    NewSession, StatusWrite, StoreError, SESSION_COLUMNS,
+    bind_session, decode, encode, ms, render_frame, stored_frame, Created, Event, NewSession,
+    StatusWrite, StoreError, SESSION_COLUMNS,
 };
 use crate::domain::{Session, SessionId, Status};
 
@@ -23,7 +23,7 @@ pub(super) struct Seqs {
 }
 
 /// Rows per multi-row statement, largest first: any count splits into pieces of these sizes,
-/// so each statement shape is prepared once and kept (6 or 12 parameters a row, far under
+/// so each statement shape is prepared once and kept (3 to 13 parameters a row, far under
 /// SQLite's limit of 32,766).
 const PIECES: [usize; 4] = [64, 16, 4, 1];
 
@@ -136,9 +136,10 @@ pub(super) async fn create(
             return Ok(Created::SignerBusy);
         }
     }
-    let body = encode(s)?;
-    insert_session(new, &body).execute(&mut *conn).await?;
-    Ok(Created::New(write_event(conn, seqs, s, &body).await?))
+    let mut created = create_many(conn, seqs, &[new]).await?;
+    created
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("a create wrote no row".into()))
 }
 
 /// A create that needs no look at other rows: no idempotency key to find, concurrent sessions
@@ -147,11 +148,12 @@ pub(super) fn plain(new: &NewSession) -> bool {
     new.idempotency_key.is_none() && new.allow_concurrent
 }
 
-/// [`plain`] creates, a multi-row INSERT per piece of [`PIECES`] rows.
+/// Inserts new sessions (a leased one claimed), a multi-row INSERT per piece of [`PIECES`]
+/// rows, with their first events. The caller has done any look at other rows.
 pub(super) async fn create_many(
     conn: &mut SqliteConnection,
     seqs: &mut Seqs,
-    news: &[Box<NewSession>],
+    news: &[&NewSession],
 ) -> Result<Vec<Created>, StoreError> {
     let mut created = Vec::with_capacity(news.len());
     for piece in pieces(news) {
@@ -159,14 +161,14 @@ pub(super) async fn create_many(
             .iter()
             .map(|new| encode(&new.session))
             .collect::<Result<Vec<_>, _>>()?;
-        let row = format!("({})", ["?"; 12].join(", "));
+        let row = format!("({})", ["?"; 13].join(", "));
         let sql = format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES {}",
+            "INSERT INTO sessions ({SESSION_COLUMNS}, claimed) VALUES {}",
             vec![row.as_str(); piece.len()].join(", ")
         );
         let mut q = sqlx::query(&sql);
         for (new, body) in piece.iter().zip(&bodies) {
-            q = bind_session(q, new, body);
+            q = bind_session(q, new, body).bind(new.lease_until.is_some());
         }
         q.execute(&mut *conn).await?;
         for (new, body) in piece.iter().zip(&bodies) {

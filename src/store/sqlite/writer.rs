@@ -372,6 +372,7 @@ async fn create_group(
             senders.push(reply);
         }
     }
+    let news: Vec<&NewSession> = news.iter().map(|n| n.as_ref()).collect();
     match create_many(conn, seqs, &news).await {
         Ok(created) => Ok(senders
             .into_iter()
