@@ -114,35 +114,38 @@ mod tests {
         (url, count)
     }
 
-    async fn settle(count: &AtomicUsize, want: usize) -> usize {
+    /// Deliveries once `want` have arrived and twice the receiver's `delay` has passed since,
+    /// so that one more would have arrived too.
+    async fn settle(count: &AtomicUsize, want: usize, delay: Duration) -> usize {
         for _ in 0..200 {
             if count.load(Ordering::SeqCst) >= want {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Anything beyond `want` would have arrived by now too.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(delay * 2).await;
         count.load(Ordering::SeqCst)
     }
 
     #[tokio::test]
     async fn a_burst_beyond_the_in_flight_bound_waits_and_is_delivered() {
-        let (url, count) = slow_receiver(Duration::from_millis(50)).await;
+        let delay = Duration::from_millis(50);
+        let (url, count) = slow_receiver(delay).await;
         let sender = WebhookSender::with_limits(4, 100).expect("sender");
         for i in 0..40 {
             sender.send(url.clone(), serde_json::json!({ "n": i }));
         }
-        assert_eq!(settle(&count, 40).await, 40);
+        assert_eq!(settle(&count, 40, delay).await, 40);
     }
 
     #[tokio::test]
     async fn pushes_beyond_the_queue_are_dropped() {
-        let (url, count) = slow_receiver(Duration::from_millis(200)).await;
+        let delay = Duration::from_millis(200);
+        let (url, count) = slow_receiver(delay).await;
         let sender = WebhookSender::with_limits(2, 10).expect("sender");
         for i in 0..25 {
             sender.send(url.clone(), serde_json::json!({ "n": i }));
         }
-        assert_eq!(settle(&count, 10).await, 10);
+        assert_eq!(settle(&count, 10, delay).await, 10);
     }
 }

@@ -77,23 +77,17 @@ impl Engine {
         let entry = self.providers.get(provider).cloned();
         let permit = entry
             .as_ref()
-            .filter(|e| e.breaker.allows() && e.rate.available() > 0)
             .filter(|_| !self.in_flight_contains(id.as_str()))
-            .and_then(|e| e.in_flight.clone().try_acquire_owned().ok());
+            .and_then(|e| slot(e, 1));
         let woken = self.store.wake(id, provider, permit.is_some()).await?;
         let found = woken.found();
         match (woken, entry, permit) {
             (Woken::Claimed(work), Some(entry), Some(permit))
-                if !self.in_flight_contains(id.as_str())
-                    && entry.rate.try_take_n(calls(&entry, &work)) =>
+                if !self.in_flight_contains(id.as_str()) =>
             {
-                self.start(entry, *work, Some(permit));
+                self.start_claimed(entry, *work, permit).await;
             }
-            (Woken::Claimed(work), ..) => {
-                // The tokens went to another session meanwhile: the scheduler takes it.
-                self.store.release(&[work.session.id]).await?;
-                self.wake();
-            }
+            (Woken::Claimed(work), ..) => self.give_back(work.session.id).await,
             (Woken::Marked, ..) => self.wake(),
             (Woken::Missing, ..) => {}
         }
@@ -105,11 +99,9 @@ impl Engine {
     /// without waiting for a scheduler pass; otherwise the scheduler is woken to claim it.
     pub async fn create(self: &Arc<Self>, mut new: NewSession) -> Result<Created, StoreError> {
         let entry = self.providers.get(&new.session.provider).cloned();
-        let calls_per_start = entry.as_ref().map_or(1, |e| e.adapter.calls_per_start());
         let permit = entry
             .as_ref()
-            .filter(|e| e.breaker.allows() && e.rate.available() >= calls_per_start)
-            .and_then(|e| e.in_flight.clone().try_acquire_owned().ok());
+            .and_then(|e| slot(e, e.adapter.calls_per_start()));
         if permit.is_some() {
             new.lease_until = Some(Utc::now() + self.config.lease);
         }
@@ -119,21 +111,40 @@ impl Engine {
         };
         self.hub.publish(event.clone());
         match (entry, permit) {
-            (Some(entry), Some(permit)) if entry.rate.try_take_n(calls_per_start) => {
+            (Some(entry), Some(permit)) => {
                 let work = Work {
                     session: new.session,
                     work: None,
                 };
-                self.start(entry, work, Some(permit));
+                self.start_claimed(entry, work, permit).await;
             }
-            (_, Some(_)) => {
-                // The tokens went to another session meanwhile: the scheduler takes it.
-                self.store.release(&[new.session.id]).await?;
-                self.wake();
-            }
-            (_, None) => self.wake(),
+            _ => self.wake(),
         }
         Ok(created)
+    }
+
+    /// Starts claimed `work` if its provider's rate still has the tokens; otherwise gives the
+    /// claim back for the scheduler (the tokens went to another session meanwhile).
+    async fn start_claimed(
+        self: &Arc<Self>,
+        entry: Arc<ProviderEntry>,
+        work: Work,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        if entry.rate.try_take_n(calls(&entry, &work)) {
+            self.start(entry, work, Some(permit));
+        } else {
+            self.give_back(work.session.id).await;
+        }
+    }
+
+    /// Releases a claim this instance will not work on and wakes the scheduler to take it. A
+    /// failed release only delays the session until its lease ends.
+    async fn give_back(&self, id: SessionId) {
+        if let Err(e) = self.store.release(std::slice::from_ref(&id)).await {
+            tracing::warn!(session = %id, error = %e, "giving back a claim failed; it waits for its lease");
+        }
+        self.wake();
     }
 
     /// Writes a state change with its event and publishes the event.
@@ -330,6 +341,15 @@ impl Engine {
         }
         metrics::gauge!("kyso_engine_in_flight").set(set.len() as f64);
     }
+}
+
+/// An in-flight slot of `entry` when it can take `calls` calls now (circuit closed, tokens
+/// left).
+fn slot(entry: &ProviderEntry, calls: u32) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if !entry.breaker.allows() || entry.rate.available() < calls {
+        return None;
+    }
+    entry.in_flight.clone().try_acquire_owned().ok()
 }
 
 /// Provider calls the next step of `work` makes (without retries).

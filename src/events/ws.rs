@@ -140,7 +140,13 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
         }
         match self.last {
             Some(last) if ev.seq <= last => Ok(()),
-            Some(last) if ev.seq > last + 1 => {
+            Some(last) if ev.seq == last + 1 => {
+                self.deliver(ev).await?;
+                self.deliver_ahead(false).await
+            }
+            // Past a gap, or the first event of a live-only subscriber (its predecessor may be
+            // a moment behind it): held.
+            _ => {
                 self.ahead.insert(ev.seq, ev.clone());
                 if self.ahead.len() > GAP_HELD {
                     return self.fill_gap(store).await;
@@ -149,10 +155,6 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
                     .get_or_insert_with(|| tokio::time::Instant::now() + GAP_WAIT);
                 Ok(())
             }
-            _ => {
-                self.deliver(ev).await?;
-                self.deliver_ahead(false).await
-            }
         }
     }
 
@@ -160,14 +162,19 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
     async fn deliver_ahead(&mut self, skip_gaps: bool) -> Result<(), End> {
         while let Some(entry) = self.ahead.first_entry() {
             let seq = *entry.key();
-            match self.last {
-                Some(last) if seq <= last => drop(entry.remove()),
-                Some(last) if seq == last + 1 || skip_gaps => {
-                    let ev = entry.remove();
-                    self.deliver(&ev).await?;
+            let follows = match self.last {
+                Some(last) if seq <= last => {
+                    entry.remove();
+                    continue;
                 }
-                _ => break,
+                Some(last) => seq == last + 1,
+                None => false,
+            };
+            if !(follows || skip_gaps) {
+                break;
             }
+            let ev = entry.remove();
+            self.deliver(&ev).await?;
         }
         if self.ahead.is_empty() {
             self.gap_deadline = None;
@@ -175,8 +182,12 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
         Ok(())
     }
 
-    /// Reads the missing events from the outbox, up to the last one held.
+    /// Reads the missing events from the outbox, up to the last one held. A live-only
+    /// subscriber has no place in the outbox to start from: what it holds starts its stream.
     async fn fill_gap(&mut self, store: &dyn Store) -> Result<(), End> {
+        if self.last.is_none() {
+            return self.deliver_ahead(true).await;
+        }
         let until = self.ahead.last_key_value().map(|(seq, _)| *seq);
         self.catch_up(store, until).await?;
         // Whatever the outbox did not have (it has every committed event) goes out in order.
@@ -422,6 +433,40 @@ mod tests {
         }
         assert_eq!(wait_for(&client, 10).await, want);
         assert_eq!(client.flushes() - flushed_before, 1);
+    }
+
+    #[tokio::test]
+    async fn a_live_only_subscriber_gets_its_first_events_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let ev = |seq: i64| Event {
+            tenant: "t".into(),
+            seq,
+            session_id: SessionId::generate(),
+            status: Status::Pending,
+            frame: format!("frame {seq}").into(),
+        };
+        let (tx, rx) = broadcast::channel(16);
+        let client = Collect::default();
+        let sub = Subscription {
+            tenant: "t".into(),
+            after: None,
+            session: None,
+            ping_every: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(5),
+        };
+        let incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
+        tokio::spawn(pump(client.clone(), incoming, store, rx, sub));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Published a moment apart, the later one first.
+        tx.send(ev(8)).expect("send");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        tx.send(ev(7)).expect("send");
+        tx.send(ev(9)).expect("send");
+        assert_eq!(
+            wait_for(&client, 3).await,
+            ["frame 7", "frame 8", "frame 9"]
+        );
     }
 
     #[tokio::test]

@@ -262,13 +262,16 @@ impl Store for PgStore {
             return Ok(());
         }
         let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        // Due now: a session created leased has its lease's end as its next check.
         sqlx::query(
-            "UPDATE sessions SET lease_owner = NULL, lease_until = NULL
+            "UPDATE sessions SET lease_owner = NULL, lease_until = NULL,
+                 next_check_at = LEAST(next_check_at, $3)
              WHERE id IN (SELECT id FROM sessions WHERE id = ANY($1) AND lease_owner = $2
                           ORDER BY id FOR UPDATE)",
         )
         .bind(&ids)
         .bind(&self.instance)
+        .bind(ms(Utc::now()))
         .execute(&self.hints)
         .await?;
         Ok(())

@@ -544,6 +544,24 @@ async fn leased_creates(store: Arc<dyn Store>) {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
     assert_eq!(refs(due), ["keyed", "plain"]);
+
+    // A leased create given back (its creator could not start it after all) is due at once,
+    // not at its lease's end.
+    let given = session("t1", "001099200004", "given");
+    let mut n = new(&given, None, 1, true);
+    n.lease_until = Some(Utc::now() + chrono::Duration::seconds(60));
+    store.create(&n).await.expect("create");
+    assert!(store
+        .due(Utc::now(), 10, &[], false)
+        .await
+        .expect("due")
+        .is_empty());
+    store
+        .release(std::slice::from_ref(&given.id))
+        .await
+        .expect("release");
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert_eq!(refs(due), ["given"]);
 }
 
 #[tokio::test]
