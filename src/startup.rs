@@ -94,6 +94,11 @@ impl Application {
         Ok(Self { listener, state })
     }
 
+    /// The engine, for embedding the gateway's work without its HTTP server or scheduler.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.state.engine
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -4,6 +4,7 @@
 mod behaviour;
 mod cluster;
 mod cms;
+mod direct_start;
 mod events;
 mod helpers;
 mod ops;

@@ -1,0 +1,112 @@
+//! A created session, and a pushed one, start their own step: with the scheduler not running
+//! at all (the application built but never run), a session still reaches the phone and a
+//! push still finishes it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use figment::providers::{Format as _, Toml};
+use figment::Figment;
+use kyso::config::Config;
+use kyso::domain::{Format, Purpose, Session, SessionId, Status};
+use kyso::startup::Application;
+use kyso::store::{Created, Event, NewSession};
+use tokio::sync::broadcast;
+
+use crate::helpers::{root_path, spawn_mock, test_config_toml};
+
+fn session() -> Session {
+    let now = Utc::now();
+    Session {
+        id: SessionId::generate(),
+        tenant: "dvc-portal".into(),
+        provider: "vnpt-smartca".into(),
+        signer: "001099012345".into(),
+        purpose: Purpose::Login,
+        reference: None,
+        status: Status::Pending,
+        verification_code: "4821".into(),
+        digest: [7; 32],
+        display_text: "Dang nhap - ma 4821".into(),
+        document_name: None,
+        format: Format::Pkcs1,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(60),
+        completed_at: None,
+        result: None,
+        error: None,
+    }
+}
+
+/// The next event of session `id` with `status`, within `wait`.
+async fn event(
+    rx: &mut broadcast::Receiver<Event>,
+    id: &SessionId,
+    status: Status,
+    wait: Duration,
+) -> Option<Event> {
+    tokio::time::timeout(wait, async {
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.session_id == *id && ev.status == status => return ev,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mock = spawn_mock(dir.path(), 100).await;
+    let root = root_path(dir.path(), &mock);
+    let toml = test_config_toml(&dir.path().join("kyso.db"), mock.addr, &root);
+    let config = Config::from_figment(Figment::from(Toml::string(&toml))).expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    // Built, never run: no scheduler, no HTTP server.
+    let app = Application::with_listener(config, listener)
+        .await
+        .expect("app");
+    let engine = app.engine().clone();
+    let mut rx = engine.hub.subscribe();
+
+    let s = session();
+    let new = NewSession {
+        session: s.clone(),
+        idempotency_key: None,
+        request_hash: [1; 32],
+        allow_concurrent: true,
+        lease_until: None,
+    };
+    assert!(matches!(
+        engine.create(new).await.expect("create"),
+        Created::New(_)
+    ));
+    assert!(
+        event(
+            &mut rx,
+            &s.id,
+            Status::AwaitingUser,
+            Duration::from_secs(10)
+        )
+        .await
+        .is_some(),
+        "the create started its own step"
+    );
+
+    // The mock approves after 100 ms; each push checks the status once.
+    let mut signed = None;
+    for _ in 0..50 {
+        assert!(engine.push(&s.id, "vnpt-smartca").await.expect("push"));
+        signed = event(&mut rx, &s.id, Status::Signed, Duration::from_millis(200)).await;
+        if signed.is_some() {
+            break;
+        }
+    }
+    assert!(signed.is_some(), "a push started the status check itself");
+}
