@@ -423,16 +423,31 @@ async fn execute(
             reschedule(conn, &id, expected, next_check_at, work.as_deref()),
             Reply::Flag
         ),
-        // A claiming wake is grouped; this one only marks its session.
+        // Claiming wakes normally arrive here grouped (`wake_group`); one alone is a group of one.
         Op::Wake {
             id,
             provider,
+            claim_until,
             reply,
-            ..
-        } => match mark_woken(conn, &id, &provider).await {
-            Ok(found) => Ok(Reply::Woke(reply, Err(found))),
-            Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
-        },
+        } => {
+            let woke = match claim_until {
+                Some(until) => wake_many(
+                    conn,
+                    &[WakeClaim {
+                        id,
+                        provider,
+                        until,
+                    }],
+                )
+                .await
+                .map(|mut w| w.pop().unwrap_or(Err(false))),
+                None => mark_woken(conn, &id, &provider).await.map(Err),
+            };
+            match woke {
+                Ok(w) => Ok(Reply::Woke(reply, w)),
+                Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
+            }
+        }
         Op::Claim {
             now,
             until,
