@@ -12,7 +12,7 @@ use kyso::store::{
     self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken, Work,
 };
 
-use crate::pg::fresh_db;
+use crate::pg::{fresh_db, TestDb};
 
 fn session(tenant: &str, signer: &str, reference: &str) -> Session {
     let now = Utc::now();
@@ -67,6 +67,39 @@ async fn create_claimed(store: &dyn Store, s: &Session, hash: u8) -> Vec<Work> {
 async fn release_all(store: &dyn Store, claimed: &[Work]) {
     let ids: Vec<_> = claimed.iter().map(|w| w.session.id.clone()).collect();
     store.release(&ids).await.expect("release");
+}
+
+/// Claims what is due now (up to 10); the claimed sessions' references, sorted.
+async fn claim_due(store: &dyn Store) -> Vec<String> {
+    let mut refs: Vec<String> = store
+        .due(Utc::now(), 10, &[], false)
+        .await
+        .expect("due")
+        .into_iter()
+        .filter_map(|w| w.session.reference)
+        .collect();
+    refs.sort();
+    refs
+}
+
+/// A fresh SQLite store with default options: the directory holding it (keep it), its URL.
+async fn sqlite_store() -> (tempfile::TempDir, String, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = store::open(&url, &StoreOptions::default())
+        .await
+        .expect("sqlite");
+    (dir, url, store)
+}
+
+/// A fresh PostgreSQL database (keep it) and a store on it with default options; `None`, with
+/// [`fresh_db`]'s notice, when there is no server.
+async fn postgres_store(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
+    let db = fresh_db(test).await?;
+    let store = store::open(&db.url, &StoreOptions::default())
+        .await
+        .expect("postgres");
+    Some((db, store))
 }
 
 async fn story(store: Arc<dyn Store>) {
@@ -374,14 +407,8 @@ async fn story(store: Arc<dyn Store>) {
 
 #[tokio::test]
 async fn the_store_story_holds_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    story(
-        store::open(&url, &StoreOptions::default())
-            .await
-            .expect("sqlite"),
-    )
-    .await;
+    let (_dir, url, store) = sqlite_store().await;
+    story(store).await;
     let pool = sqlx::SqlitePool::connect(&url).await.expect("reopen");
     assert_eq!(
         sqlx::query_scalar::<_, String>(BARE_FRAMES)
@@ -480,35 +507,20 @@ async fn wakes_queued_together(store: Arc<dyn Store>) {
         ["claimed w0", "claimed w1", "missing", "marked", "missing"]
     );
     // Claimed means leased: the next look at due work skips them; w2 is still due.
-    let due: Vec<_> = store
-        .due(Utc::now(), 10, &[], false)
-        .await
-        .expect("due")
-        .into_iter()
-        .filter_map(|w| w.session.reference)
-        .collect();
-    assert_eq!(due, ["w2"]);
+    assert_eq!(claim_due(&*store).await, ["w2"]);
 }
 
 #[tokio::test]
 async fn wakes_queued_together_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = store::open(&url, &StoreOptions::default())
-        .await
-        .expect("sqlite");
+    let (_dir, _, store) = sqlite_store().await;
     wakes_queued_together(store).await;
 }
 
 #[tokio::test]
 async fn wakes_queued_together_on_postgres() {
-    let Some(db) = fresh_db("wakes_queued_together_on_postgres").await else {
-        return;
-    };
-    let store = store::open(&db.url, &StoreOptions::default())
-        .await
-        .expect("postgres");
-    wakes_queued_together(store).await;
+    if let Some((_db, store)) = postgres_store("wakes_queued_together_on_postgres").await {
+        wakes_queued_together(store).await;
+    }
 }
 
 /// A session its creator starts at once is written claimed: the scheduler leaves it alone
@@ -531,19 +543,9 @@ async fn leased_creates(store: Arc<dyn Store>) {
             Created::New(_)
         ));
     }
-    let refs = |due: Vec<Work>| -> Vec<String> {
-        let mut r: Vec<String> = due
-            .into_iter()
-            .filter_map(|w| w.session.reference)
-            .collect();
-        r.sort();
-        r
-    };
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
-    assert_eq!(refs(due), ["open"]);
+    assert_eq!(claim_due(&*store).await, ["open"]);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
-    assert_eq!(refs(due), ["keyed", "plain"]);
+    assert_eq!(claim_due(&*store).await, ["keyed", "plain"]);
 
     // A leased create given back (its creator could not start it after all) is due at once,
     // not at its lease's end.
@@ -551,59 +553,38 @@ async fn leased_creates(store: Arc<dyn Store>) {
     let mut n = new(&given, None, 1, true);
     n.lease_until = Some(Utc::now() + chrono::Duration::seconds(60));
     store.create(&n).await.expect("create");
-    assert!(store
-        .due(Utc::now(), 10, &[], false)
-        .await
-        .expect("due")
-        .is_empty());
+    assert!(claim_due(&*store).await.is_empty());
     store
         .release(std::slice::from_ref(&given.id))
         .await
         .expect("release");
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
-    assert_eq!(refs(due), ["given"]);
+    assert_eq!(claim_due(&*store).await, ["given"]);
 }
 
 #[tokio::test]
 async fn leased_creates_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = store::open(&url, &StoreOptions::default())
-        .await
-        .expect("sqlite");
+    let (_dir, _, store) = sqlite_store().await;
     leased_creates(store).await;
 }
 
 #[tokio::test]
 async fn leased_creates_on_postgres() {
-    let Some(db) = fresh_db("leased_creates_on_postgres").await else {
-        return;
-    };
-    let store = store::open(&db.url, &StoreOptions::default())
-        .await
-        .expect("postgres");
-    leased_creates(store).await;
+    if let Some((_db, store)) = postgres_store("leased_creates_on_postgres").await {
+        leased_creates(store).await;
+    }
 }
 
 #[tokio::test]
 async fn creates_queued_together_on_sqlite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = store::open(&url, &StoreOptions::default())
-        .await
-        .expect("sqlite");
+    let (_dir, _, store) = sqlite_store().await;
     creates_queued_together(store).await;
 }
 
 #[tokio::test]
 async fn creates_queued_together_on_postgres() {
-    let Some(db) = fresh_db("creates_queued_together_on_postgres").await else {
-        return;
-    };
-    let store = store::open(&db.url, &StoreOptions::default())
-        .await
-        .expect("postgres");
-    creates_queued_together(store).await;
+    if let Some((_db, store)) = postgres_store("creates_queued_together_on_postgres").await {
+        creates_queued_together(store).await;
+    }
 }
 
 /// The statuses of the story's events stored without a frame: only the terminal one keeps no
@@ -613,15 +594,10 @@ const BARE_FRAMES: &str =
 
 #[tokio::test]
 async fn the_store_story_holds_on_postgres() {
-    let Some(db) = fresh_db("the_store_story_holds_on_postgres").await else {
+    let Some((db, store)) = postgres_store("the_store_story_holds_on_postgres").await else {
         return;
     };
-    story(
-        store::open(&db.url, &StoreOptions::default())
-            .await
-            .expect("postgres"),
-    )
-    .await;
+    story(store).await;
     let pool = sqlx::PgPool::connect(&db.url).await.expect("reconnect");
     assert_eq!(
         sqlx::query_scalar::<_, String>(BARE_FRAMES)
@@ -636,12 +612,10 @@ async fn the_store_story_holds_on_postgres() {
 /// alone, and the others still commit with gap-free event numbers.
 #[tokio::test]
 async fn one_bad_change_in_a_postgres_batch_fails_alone() {
-    let Some(db) = fresh_db("one_bad_change_in_a_postgres_batch_fails_alone").await else {
+    let Some((_db, store)) = postgres_store("one_bad_change_in_a_postgres_batch_fails_alone").await
+    else {
         return;
     };
-    let store = store::open(&db.url, &StoreOptions::default())
-        .await
-        .expect("postgres");
     let a = session("t1", "001099012345", "r1");
     let mut twin = session("t1", "001099012346", "r2");
     twin.id = a.id.clone(); // the same primary key: its insert must fail
