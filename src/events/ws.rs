@@ -366,19 +366,39 @@ mod tests {
         }
     }
 
-    /// Runs a live subscriber of tenant `t` from seq 0 until `live` is dropped.
-    fn subscribe(store: Arc<dyn Store>, live: broadcast::Receiver<Event>) -> Collect {
-        let client = Collect::default();
-        let sub = Subscription {
+    /// A subscription to tenant `t`'s events after `after` (`None`: live only).
+    fn subscription(after: Option<i64>, send_timeout: Duration) -> Subscription {
+        Subscription {
             tenant: "t".into(),
-            after: Some(0),
+            after,
             session: None,
             ping_every: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(5),
-        };
+            send_timeout,
+        }
+    }
+
+    /// Runs a subscriber of tenant `t` after `after` until `live` is dropped.
+    fn subscribe(
+        store: Arc<dyn Store>,
+        live: broadcast::Receiver<Event>,
+        after: Option<i64>,
+    ) -> Collect {
+        let client = Collect::default();
+        let sub = subscription(after, Duration::from_secs(5));
         let incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
         tokio::spawn(pump(client.clone(), incoming, store, live, sub));
         client
+    }
+
+    /// An event of tenant `t` the outbox does not have: only the broadcast can deliver it.
+    fn bare(seq: i64) -> Event {
+        Event {
+            tenant: "t".into(),
+            seq,
+            session_id: SessionId::generate(),
+            status: Status::Pending,
+            frame: format!("frame {seq}").into(),
+        }
     }
 
     async fn wait_for(client: &Collect, n: usize) -> Vec<String> {
@@ -395,19 +415,11 @@ mod tests {
     async fn neighbours_published_out_of_order_go_out_in_order_from_the_broadcast() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = sqlite_store(&dir).await;
-        // Events the outbox does not have: only the broadcast can deliver them.
-        let ev = |seq: i64| Event {
-            tenant: "t".into(),
-            seq,
-            session_id: SessionId::generate(),
-            status: Status::Pending,
-            frame: format!("frame {seq}").into(),
-        };
         let (tx, rx) = broadcast::channel(16);
-        let client = subscribe(store, rx);
+        let client = subscribe(store, rx, Some(0));
         tokio::time::sleep(Duration::from_millis(50)).await;
         for seq in [1, 3, 4, 2, 5] {
-            tx.send(ev(seq)).expect("send");
+            tx.send(bare(seq)).expect("send");
         }
         let got = wait_for(&client, 5).await;
         assert_eq!(got, ["frame 1", "frame 2", "frame 3", "frame 4", "frame 5"]);
@@ -418,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = sqlite_store(&dir).await;
         let (tx, rx) = broadcast::channel(64);
-        let client = subscribe(store.clone(), rx);
+        let client = subscribe(store.clone(), rx, Some(0));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let flushed_before = client.flushes();
         let mut events = Vec::new();
@@ -439,30 +451,14 @@ mod tests {
     async fn a_live_only_subscriber_gets_its_first_events_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = sqlite_store(&dir).await;
-        let ev = |seq: i64| Event {
-            tenant: "t".into(),
-            seq,
-            session_id: SessionId::generate(),
-            status: Status::Pending,
-            frame: format!("frame {seq}").into(),
-        };
         let (tx, rx) = broadcast::channel(16);
-        let client = Collect::default();
-        let sub = Subscription {
-            tenant: "t".into(),
-            after: None,
-            session: None,
-            ping_every: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(5),
-        };
-        let incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
-        tokio::spawn(pump(client.clone(), incoming, store, rx, sub));
+        let client = subscribe(store, rx, None);
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Published a moment apart, the later one first.
-        tx.send(ev(8)).expect("send");
+        tx.send(bare(8)).expect("send");
         tokio::time::sleep(Duration::from_millis(2)).await;
-        tx.send(ev(7)).expect("send");
-        tx.send(ev(9)).expect("send");
+        tx.send(bare(7)).expect("send");
+        tx.send(bare(9)).expect("send");
         assert_eq!(
             wait_for(&client, 3).await,
             ["frame 7", "frame 8", "frame 9"]
@@ -474,7 +470,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = sqlite_store(&dir).await;
         let (tx, rx) = broadcast::channel(16);
-        let client = subscribe(store.clone(), rx);
+        let client = subscribe(store.clone(), rx, Some(0));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let events = [
             created(store.as_ref()).await,
@@ -514,26 +510,10 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("store"));
-        store
-            .create(&NewSession {
-                session: session("t"),
-                idempotency_key: None,
-                request_hash: [0; 32],
-                allow_concurrent: true,
-                lease_until: None,
-            })
-            .await
-            .expect("create");
+        let store = sqlite_store(&dir).await;
+        created(store.as_ref()).await;
         let (_tx, rx) = broadcast::channel(4);
-        let sub = Subscription {
-            tenant: "t".into(),
-            after: Some(0),
-            session: None,
-            ping_every: Duration::from_secs(60),
-            send_timeout: Duration::from_millis(200),
-        };
+        let sub = subscription(Some(0), Duration::from_millis(200));
         let incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
         let ended = tokio::time::timeout(
             Duration::from_secs(5),
