@@ -4,39 +4,15 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use figment::providers::{Format as _, Toml};
 use figment::Figment;
 use kyso::config::Config;
-use kyso::domain::{Format, Purpose, Session, SessionId, Status};
+use kyso::domain::{SessionId, Status};
 use kyso::startup::Application;
-use kyso::store::{Created, Event, NewSession};
+use kyso::store::{Created, Event};
 use tokio::sync::broadcast;
 
-use crate::helpers::{root_path, spawn_mock, test_config_toml};
-
-fn session() -> Session {
-    let now = Utc::now();
-    Session {
-        id: SessionId::generate(),
-        tenant: "dvc-portal".into(),
-        provider: "vnpt-smartca".into(),
-        signer: "001099012345".into(),
-        purpose: Purpose::Login,
-        reference: None,
-        status: Status::Pending,
-        verification_code: "4821".into(),
-        digest: [7; 32],
-        display_text: "Dang nhap - ma 4821".into(),
-        document_name: None,
-        format: Format::Pkcs1,
-        created_at: now,
-        expires_at: now + chrono::Duration::seconds(60),
-        completed_at: None,
-        result: None,
-        error: None,
-    }
-}
+use crate::helpers::{new_session, root_path, smartca_session, spawn_mock, test_config_toml};
 
 /// The next event of session `id` with `status`, within `wait`.
 async fn event(
@@ -75,16 +51,12 @@ async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
     let engine = app.engine().clone();
     let mut rx = engine.hub.subscribe();
 
-    let s = session();
-    let new = NewSession {
-        session: s.clone(),
-        idempotency_key: None,
-        request_hash: [1; 32],
-        allow_concurrent: true,
-        lease_until: None,
-    };
+    let s = smartca_session("dvc-portal", "001099012345", "direct");
     assert!(matches!(
-        engine.create(new).await.expect("create"),
+        engine
+            .create(new_session(&s, None, 1, true))
+            .await
+            .expect("create"),
         Created::New(_)
     ));
     assert!(

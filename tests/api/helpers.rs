@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
+use chrono::Utc;
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use futures_util::StreamExt;
 use kyso::config::{hash_api_key, Config};
+use kyso::domain::{Format as SignatureFormat, Purpose, Session, SessionId, Status};
 use kyso::startup::Application;
+use kyso::store::NewSession;
 use mock_carriers::{MockCarriers, MockConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -378,5 +381,40 @@ impl WsClient {
             }
         }
         seen
+    }
+}
+
+/// A pending SmartCA session of `tenant` for `signer`, with `reference`, five minutes to go.
+pub fn smartca_session(tenant: &str, signer: &str, reference: &str) -> Session {
+    let now = Utc::now();
+    Session {
+        id: SessionId::generate(),
+        tenant: tenant.into(),
+        provider: "vnpt-smartca".into(),
+        signer: signer.into(),
+        purpose: Purpose::Register,
+        reference: Some(reference.into()),
+        status: Status::Pending,
+        verification_code: "1234".into(),
+        digest: [9; 32],
+        display_text: "x".into(),
+        document_name: None,
+        format: SignatureFormat::Pkcs1,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(300),
+        completed_at: None,
+        result: None,
+        error: None,
+    }
+}
+
+/// A create of `s` (no lease).
+pub fn new_session(s: &Session, key: Option<&str>, hash: u8, allow_concurrent: bool) -> NewSession {
+    NewSession {
+        session: s.clone(),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: [hash; 32],
+        allow_concurrent,
+        lease_until: None,
     }
 }

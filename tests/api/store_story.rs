@@ -6,46 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use kyso::domain::{Format, Purpose, Session, SessionId, Status};
+use kyso::domain::{Session, SessionId, Status};
 use kyso::events::Hub;
 use kyso::store::{
     self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken, Work,
 };
 
+use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::{fresh_db, TestDb};
-
-fn session(tenant: &str, signer: &str, reference: &str) -> Session {
-    let now = Utc::now();
-    Session {
-        id: SessionId::generate(),
-        tenant: tenant.into(),
-        provider: "vnpt-smartca".into(),
-        signer: signer.into(),
-        purpose: Purpose::Register,
-        reference: Some(reference.into()),
-        status: Status::Pending,
-        verification_code: "1234".into(),
-        digest: [9; 32],
-        display_text: "x".into(),
-        document_name: None,
-        format: Format::Pkcs1,
-        created_at: now,
-        expires_at: now + chrono::Duration::seconds(300),
-        completed_at: None,
-        result: None,
-        error: None,
-    }
-}
-
-fn new(s: &Session, key: Option<&str>, hash: u8, allow_concurrent: bool) -> NewSession {
-    NewSession {
-        session: s.clone(),
-        idempotency_key: key.map(str::to_owned),
-        request_hash: [hash; 32],
-        allow_concurrent,
-        lease_until: None,
-    }
-}
 
 /// Whether a push (without a claim) found an unfinished session of `provider`.
 async fn woke(store: &dyn Store, id: &SessionId, provider: &str) -> bool {
