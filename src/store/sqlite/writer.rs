@@ -221,11 +221,7 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
                         _ => break,
                     }
                 }
-                match kind {
-                    Group::Apply => apply_group(conn, seqs, group).await,
-                    Group::Create => create_group(conn, seqs, group).await,
-                    Group::Wake => wake_group(conn, group).await,
-                }
+                run_group(conn, seqs, kind, group).await
             }
             None => execute(conn, seqs, op)
                 .await
@@ -288,6 +284,20 @@ impl Op {
     }
 }
 
+/// Runs a group of writes of one kind, each to another session.
+async fn run_group(
+    conn: &mut SqliteConnection,
+    seqs: &mut Seqs,
+    kind: Group,
+    group: Vec<Op>,
+) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
+    match kind {
+        Group::Apply => apply_group(conn, seqs, group).await,
+        Group::Create => create_group(conn, seqs, group).await,
+        Group::Wake => wake_group(conn, group).await,
+    }
+}
+
 /// Runs a group of claiming wakes with one statement per piece.
 async fn wake_group(
     conn: &mut SqliteConnection,
@@ -311,20 +321,9 @@ async fn wake_group(
             senders.push(reply);
         }
     }
-    match wake_many(conn, &wakes).await {
-        Ok(woke) => Ok(senders
-            .into_iter()
-            .zip(woke)
-            .map(|(tx, w)| Reply::Woke(tx, w))
-            .collect()),
-        Err(e) => Err((
-            senders
-                .into_iter()
-                .map(|tx| Reply::Woke(tx, Err(false)))
-                .collect(),
-            e,
-        )),
-    }
+    answers(senders, wake_many(conn, &wakes).await, Reply::Woke, |tx| {
+        Reply::Woke(tx, Err(false))
+    })
 }
 
 /// Runs a group of status changes of distinct sessions with one statement.
@@ -341,21 +340,8 @@ async fn apply_group(
             senders.push(reply);
         }
     }
-    let result = apply_many(conn, seqs, &writes).await;
-    match result {
-        Ok(events) => Ok(senders
-            .into_iter()
-            .zip(events)
-            .map(|(tx, ev)| Reply::Event(tx, ev))
-            .collect()),
-        Err(e) => Err((
-            senders
-                .into_iter()
-                .map(|tx| Reply::Event(tx, None))
-                .collect(),
-            e,
-        )),
-    }
+    let events = apply_many(conn, seqs, &writes).await;
+    answers(senders, events, Reply::Event, |tx| Reply::Event(tx, None))
 }
 
 /// Runs a group of [`plain`] creates with one statement per piece.
@@ -373,19 +359,27 @@ async fn create_group(
         }
     }
     let news: Vec<&NewSession> = news.iter().map(|n| n.as_ref()).collect();
-    match create_many(conn, seqs, &news).await {
-        Ok(created) => Ok(senders
+    let created = create_many(conn, seqs, &news).await;
+    answers(senders, created, Reply::Created, |tx| {
+        Reply::Created(tx, Created::SignerBusy)
+    })
+}
+
+/// A group's replies: each sender with its value, or, when the group's statement failed, each
+/// reply to be failed (`failed` fills in a value nobody reads) with the error.
+fn answers<S, V>(
+    senders: Vec<S>,
+    result: Result<Vec<V>, StoreError>,
+    ok: impl Fn(S, V) -> Reply,
+    failed: impl Fn(S) -> Reply,
+) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
+    match result {
+        Ok(values) => Ok(senders
             .into_iter()
-            .zip(created)
-            .map(|(tx, c)| Reply::Created(tx, c))
+            .zip(values)
+            .map(|(tx, v)| ok(tx, v))
             .collect()),
-        Err(e) => Err((
-            senders
-                .into_iter()
-                .map(|tx| Reply::Created(tx, Created::SignerBusy))
-                .collect(),
-            e,
-        )),
+        Err(e) => Err((senders.into_iter().map(failed).collect(), e)),
     }
 }
 
@@ -408,10 +402,6 @@ async fn execute(
             Ok(v) => Ok(Reply::Created(reply, v)),
             Err(e) => Err((Reply::Created(reply, Created::SignerBusy), e)),
         },
-        op @ Op::Apply { .. } => match apply_group(conn, seqs, vec![op]).await {
-            Ok(mut replies) => Ok(replies.remove(0)),
-            Err((mut replies, e)) => Err((replies.remove(0), e)),
-        },
         Op::Reschedule {
             id,
             expected,
@@ -423,31 +413,27 @@ async fn execute(
             reschedule(conn, &id, expected, next_check_at, work.as_deref()),
             Reply::Flag
         ),
-        // Claiming wakes normally arrive here grouped (`wake_group`); one alone is a group of one.
+        // commit_batch groups these; one reaching here alone is a group of one.
+        op @ (Op::Apply { .. }
+        | Op::Wake {
+            claim_until: Some(_),
+            ..
+        }) => {
+            let kind = op.group().map_or(Group::Apply, |(kind, _)| kind);
+            match run_group(conn, seqs, kind, vec![op]).await {
+                Ok(mut replies) => Ok(replies.remove(0)),
+                Err((mut replies, e)) => Err((replies.remove(0), e)),
+            }
+        }
         Op::Wake {
             id,
             provider,
-            claim_until,
             reply,
-        } => {
-            let woke = match claim_until {
-                Some(until) => wake_many(
-                    conn,
-                    &[WakeClaim {
-                        id,
-                        provider,
-                        until,
-                    }],
-                )
-                .await
-                .map(|mut w| w.pop().unwrap_or(Err(false))),
-                None => mark_woken(conn, &id, &provider).await.map(Err),
-            };
-            match woke {
-                Ok(w) => Ok(Reply::Woke(reply, w)),
-                Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
-            }
-        }
+            ..
+        } => match mark_woken(conn, &id, &provider).await {
+            Ok(found) => Ok(Reply::Woke(reply, Err(found))),
+            Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
+        },
         Op::Claim {
             now,
             until,
