@@ -114,9 +114,20 @@ mod tests {
         (url, count)
     }
 
-    /// Deliveries once `want` have arrived and twice the receiver's `delay` has passed since,
-    /// so that one more would have arrived too.
-    async fn settle(count: &AtomicUsize, want: usize, delay: Duration) -> usize {
+    /// Sends `pushes` pushes at once through a sender with these bounds to a receiver that
+    /// answers each after `delay`; how many arrived once `want` had and twice `delay` passed
+    /// since (so that one more would have arrived too).
+    async fn delivered(
+        (in_flight, queued): (usize, usize),
+        delay: Duration,
+        pushes: usize,
+        want: usize,
+    ) -> usize {
+        let (url, count) = slow_receiver(delay).await;
+        let sender = WebhookSender::with_limits(in_flight, queued).expect("sender");
+        for i in 0..pushes {
+            sender.send(url.clone(), serde_json::json!({ "n": i }));
+        }
         for _ in 0..200 {
             if count.load(Ordering::SeqCst) >= want {
                 break;
@@ -129,23 +140,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_beyond_the_in_flight_bound_waits_and_is_delivered() {
-        let delay = Duration::from_millis(50);
-        let (url, count) = slow_receiver(delay).await;
-        let sender = WebhookSender::with_limits(4, 100).expect("sender");
-        for i in 0..40 {
-            sender.send(url.clone(), serde_json::json!({ "n": i }));
-        }
-        assert_eq!(settle(&count, 40, delay).await, 40);
+        assert_eq!(
+            delivered((4, 100), Duration::from_millis(50), 40, 40).await,
+            40
+        );
     }
 
     #[tokio::test]
     async fn pushes_beyond_the_queue_are_dropped() {
-        let delay = Duration::from_millis(200);
-        let (url, count) = slow_receiver(delay).await;
-        let sender = WebhookSender::with_limits(2, 10).expect("sender");
-        for i in 0..25 {
-            sender.send(url.clone(), serde_json::json!({ "n": i }));
-        }
-        assert_eq!(settle(&count, 10, delay).await, 10);
+        assert_eq!(
+            delivered((2, 10), Duration::from_millis(200), 25, 10).await,
+            10
+        );
     }
 }
