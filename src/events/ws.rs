@@ -67,22 +67,14 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
     /// Queues a frame in the sink; [`Self::flush`] writes it.
     async fn feed(&mut self, msg: Message) -> Result<(), End> {
         self.unflushed = true;
-        match tokio::time::timeout(self.sub.send_timeout, self.sink.feed(msg)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Closed),
-            Err(_) => Err(End::Slow),
-        }
+        within(self.sub.send_timeout, self.sink.feed(msg)).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
         if !std::mem::take(&mut self.unflushed) {
             return Ok(());
         }
-        match tokio::time::timeout(self.sub.send_timeout, self.sink.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Closed),
-            Err(_) => Err(End::Slow),
-        }
+        within(self.sub.send_timeout, self.sink.flush()).await
     }
 
     async fn deliver(&mut self, ev: &Event) -> Result<(), End> {
@@ -192,6 +184,18 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
         self.catch_up(store, until).await?;
         // Whatever the outbox did not have (it has every committed event) goes out in order.
         self.deliver_ahead(true).await
+    }
+}
+
+/// A sink operation that must finish within `limit`: a client that cannot take it is slow.
+async fn within<E>(
+    limit: Duration,
+    op: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Closed),
+        Err(_) => Err(End::Slow),
     }
 }
 
