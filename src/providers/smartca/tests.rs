@@ -1,5 +1,6 @@
 use super::*;
 use base64::prelude::{Engine, BASE64_STANDARD};
+use der::Decode;
 
 const NOW: &str = "2026-06-01T00:00:00Z";
 const VALID: (&str, &str) = ("2025-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
@@ -133,4 +134,38 @@ fn a_webhook_is_only_a_hint_and_junk_is_refused() {
     assert!(smartca
         .parse_callback(&vec![b' '; MAX_CALLBACK_BYTES + 1])
         .is_err());
+}
+
+#[test]
+fn the_certificate_s_own_dates_outrank_the_date_strings() {
+    let fixtures = [
+        &include_bytes!("../../../tests/fixtures/director.der")[..],
+        &include_bytes!("../../../tests/fixtures/expired.der")[..],
+        &include_bytes!("../../../tests/fixtures/issuing-ca.der")[..],
+        &include_bytes!("../../../tests/fixtures/sim.der")[..],
+    ];
+    for der in fixtures {
+        let full = x509_cert::Certificate::from_der(der).expect("fixture");
+        assert_eq!(wire::der_validity(der), Ok(full.tbs_certificate.validity));
+        // Cut short or with bytes after it, it is not a certificate.
+        assert!(wire::der_validity(&der[..der.len() - 1]).is_err());
+        assert!(wire::der_validity(&[der, &[0][..]].concat()).is_err());
+    }
+
+    // The strings say long expired; the DER (2026-11-28 to 2031-11-27) decides.
+    let mut director = cert("d", "SMARTCA", "ACTIVE", PAST);
+    director.cert_data = Some(BASE64_STANDARD.encode(fixtures[0]));
+    let in_2028 = wire::parse_date("2028-06-01T00:00:00Z").expect("date");
+    let chosen = choose_certificate(std::slice::from_ref(&director), in_2028);
+    assert_eq!(chosen.expect("valid DER").serial, "d");
+    // Before its notBefore it is not usable, though the strings say nothing against it.
+    director.cert_valid_from = Some(VALID.0.into());
+    director.cert_valid_to = Some(VALID.1.into());
+    let refused = choose(&[director]).expect_err("not yet valid");
+    assert_eq!(refused.code, ErrorCode::NoCertificate);
+    // The expired fixture is refused as expired whatever the strings say.
+    let mut expired = cert("e", "SMARTCA", "ACTIVE", VALID);
+    expired.cert_data = Some(BASE64_STANDARD.encode(fixtures[1]));
+    let refused = choose(&[expired]).expect_err("expired DER");
+    assert_eq!(refused.code, ErrorCode::CertificateExpired);
 }

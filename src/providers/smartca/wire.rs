@@ -168,14 +168,41 @@ impl UserCertificate {
     /// The validity period, from the DER when it parses (authoritative, and its format is
     /// fixed), else from VNPT's date strings, whose format is undocumented.
     pub fn validity(&self, der: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        if let Ok(cert) = x509_cert::Certificate::from_der(der) {
-            let v = &cert.tbs_certificate.validity;
+        if let Ok(v) = der_validity(der) {
             let at = |t: x509_cert::time::Time| DateTime::<Utc>::from(t.to_system_time());
             return Some((at(v.not_before), at(v.not_after)));
         }
         let from = parse_date(self.cert_valid_from.as_deref()?)?;
         Some((from, parse_date(self.cert_valid_to.as_deref()?)?))
     }
+}
+
+/// A certificate's validity, read without decoding the rest of it: every signer's
+/// certificates are looked at on every start, and a full decode (names, key, extensions)
+/// was 2 % of the gateway's CPU. The fields before the validity are skipped as whole TLVs,
+/// the ones after it as one slice; verification decodes the chosen certificate in full.
+pub fn der_validity(der: &[u8]) -> der::Result<x509_cert::time::Validity> {
+    use der::{asn1::AnyRef, Reader};
+    fn skip_rest<'r>(r: &mut impl Reader<'r>) -> der::Result<()> {
+        r.read_slice(r.remaining_len()).map(drop)
+    }
+    let mut reader = der::SliceReader::new(der)?;
+    let validity = reader.sequence(|cert| {
+        let validity = cert.sequence(|tbs| {
+            if tbs.peek_tag()?.is_context_specific() {
+                AnyRef::decode(tbs)?; // [0] version
+            }
+            AnyRef::decode(tbs)?; // serialNumber
+            AnyRef::decode(tbs)?; // signature
+            AnyRef::decode(tbs)?; // issuer
+            let validity = x509_cert::time::Validity::decode(tbs)?;
+            skip_rest(tbs)?;
+            Ok(validity)
+        })?;
+        skip_rest(cert)?;
+        Ok(validity)
+    })?;
+    reader.finish(validity)
 }
 
 pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
