@@ -216,6 +216,7 @@ impl Store for PgStore {
              FROM due WHERE s.id = due.id
              RETURNING s.body, s.work, s.next_check_at",
         )
+        .persistent(false) // see `writer::apply_many`: planned each call
         .bind(now)
         .bind(i64::from(limit))
         .bind(&self.instance)
@@ -249,6 +250,7 @@ impl Store for PgStore {
              WHERE id IN (SELECT id FROM sessions WHERE id = ANY($2) AND lease_owner = $3
                           ORDER BY id FOR UPDATE SKIP LOCKED)",
         )
+        .persistent(false) // see `writer::apply_many`
         .bind(ms(Utc::now()) + self.lease_ms)
         .bind(&ids)
         .bind(&self.instance)
@@ -269,6 +271,7 @@ impl Store for PgStore {
              WHERE id IN (SELECT id FROM sessions WHERE id = ANY($1) AND lease_owner = $2
                           ORDER BY id FOR UPDATE)",
         )
+        .persistent(false) // see `writer::apply_many`
         .bind(&ids)
         .bind(&self.instance)
         .bind(ms(Utc::now()))

@@ -11,6 +11,7 @@ use kyso::events::Hub;
 use kyso::store::{
     self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken, Work,
 };
+use sqlx::Connection;
 
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::{fresh_db, TestDb};
@@ -850,4 +851,75 @@ async fn each_instance_hears_the_events_another_instance_commits() {
         .is_err());
     let _ = stop_tx.send(true);
     let _ = listener.await;
+}
+
+/// The sessions table's (rows read by sequential scans, rows updated), as PostgreSQL's
+/// statistics have them.
+async fn table_reads(db: &TestDb) -> (i64, i64) {
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query_as(
+        "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sessions'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_user_tables")
+}
+
+/// Moves `s` from pending to awaiting_user, alone in its write.
+async fn to_awaiting(store: &dyn Store, s: &Session) {
+    let mut next = s.clone();
+    assert!(next.become_(Status::AwaitingUser, Utc::now()));
+    let change = Change {
+        session: &next,
+        expected: Status::Pending,
+        next_check_at: Some(Utc::now() + chrono::Duration::seconds(60)),
+        work: None,
+    };
+    assert!(store.apply(change).await.expect("apply").is_some());
+}
+
+/// A deployment starts with an empty `sessions` table and keeps its connections while the table
+/// grows. A statement kept prepared switches to a cached generic plan after five runs, and one
+/// planned on a tiny table scans it whole (the status change's UPDATE joined every row): after
+/// eight status changes on a tiny table and 4,000 more rows, one more change must read a
+/// handful of rows, not the table.
+#[tokio::test]
+async fn a_grown_table_is_not_scanned_on_postgres() {
+    let Some((db, store)) = postgres_store("a_grown_table_is_not_scanned_on_postgres").await else {
+        return;
+    };
+    for i in 0..8 {
+        let s = session("t1", &format!("00109930{i:04}"), &format!("small-{i}"));
+        store.create(&new(&s, None, 1, true)).await.expect("create");
+        to_awaiting(&*store, &s).await;
+    }
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant, provider, signer, status, created_at, expires_at, body)
+         SELECT 'grown-' || g, 't2', 'vnpt-smartca', '001099000001', 'signed', 0, 0, '{}'
+         FROM generate_series(1, 4000) AS g",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("grow the table");
+
+    let before = table_reads(&db).await;
+    let s = session("t1", "001099310000", "grown");
+    store.create(&new(&s, None, 1, true)).await.expect("create");
+    to_awaiting(&*store, &s).await;
+    // A backend reports its statistics within about ten seconds of going idle.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let now = table_reads(&db).await;
+        if now.1 > before.1 {
+            break now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no statistics came");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let read = after.0 - before.0;
+    assert!(
+        read < 1_000,
+        "the status change read {read} rows by sequential scans"
+    );
 }
