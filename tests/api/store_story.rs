@@ -923,3 +923,33 @@ async fn a_grown_table_is_not_scanned_on_postgres() {
         "the status change read {read} rows by sequential scans"
     );
 }
+
+/// Session bodies, work states and event frames are compressed with lz4 where the server has it (this
+/// server's build is asked, so the test holds on one without it too).
+#[tokio::test]
+async fn bodies_are_compressed_with_lz4_on_postgres() {
+    let Some((db, _store)) = postgres_store("bodies_are_compressed_with_lz4_on_postgres").await
+    else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let has_lz4 = sqlx::query("CREATE TEMP TABLE probe (t text COMPRESSION lz4)")
+        .execute(&mut conn)
+        .await
+        .is_ok();
+    let methods: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attname::text, attcompression::text FROM pg_attribute
+         WHERE (attrelid, attname) IN (('sessions'::regclass, 'body'),
+                                       ('sessions'::regclass, 'work'),
+                                       ('outbox'::regclass, 'frame'))
+         ORDER BY attname",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("pg_attribute");
+    let expected = if has_lz4 { "l" } else { "" };
+    assert_eq!(
+        methods,
+        ["body", "frame", "work"].map(|c| (c.to_owned(), expected.to_owned()))
+    );
+}
