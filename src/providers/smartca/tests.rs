@@ -152,16 +152,19 @@ fn the_certificate_s_own_dates_outrank_the_date_strings() {
         assert!(wire::der_validity(&[der, &[0][..]].concat()).is_err());
     }
 
-    // The strings say long expired; the DER (2026-11-28 to 2031-11-27) decides.
+    // The strings say long expired; the DER's dates decide, either way.
     let mut director = cert("d", "SMARTCA", "ACTIVE", PAST);
     director.cert_data = Some(BASE64_STANDARD.encode(fixtures[0]));
-    let in_2028 = wire::parse_date("2028-06-01T00:00:00Z").expect("date");
-    let chosen = choose_certificate(std::slice::from_ref(&director), in_2028);
+    let validity = wire::der_validity(fixtures[0]).expect("validity");
+    let from = DateTime::<Utc>::from(validity.not_before.to_system_time());
+    let inside = from + chrono::Duration::days(1);
+    let chosen = choose_certificate(std::slice::from_ref(&director), inside);
     assert_eq!(chosen.expect("valid DER").serial, "d");
     // Before its notBefore it is not usable, though the strings say nothing against it.
     director.cert_valid_from = Some(VALID.0.into());
     director.cert_valid_to = Some(VALID.1.into());
-    let refused = choose(&[director]).expect_err("not yet valid");
+    let before = from - chrono::Duration::days(1);
+    let refused = choose_certificate(&[director], before).expect_err("not yet valid");
     assert_eq!(refused.code, ErrorCode::NoCertificate);
     // The expired fixture is refused as expired whatever the strings say.
     let mut expired = cert("e", "SMARTCA", "ACTIVE", VALID);

@@ -182,14 +182,18 @@ impl UserCertificate {
 /// was 2 % of the gateway's CPU. The fields before the validity are skipped as whole TLVs,
 /// the ones after it as one slice; verification decodes the chosen certificate in full.
 pub fn der_validity(der: &[u8]) -> der::Result<x509_cert::time::Validity> {
-    use der::{asn1::AnyRef, Reader};
+    use der::{asn1::AnyRef, Reader, Tag, TagNumber};
+    const VERSION: Tag = Tag::ContextSpecific {
+        constructed: true,
+        number: TagNumber::N0,
+    };
     fn skip_rest<'r>(r: &mut impl Reader<'r>) -> der::Result<()> {
         r.read_slice(r.remaining_len()).map(drop)
     }
     let mut reader = der::SliceReader::new(der)?;
     let validity = reader.sequence(|cert| {
         let validity = cert.sequence(|tbs| {
-            if tbs.peek_tag()?.is_context_specific() {
+            if tbs.peek_tag()? == VERSION {
                 AnyRef::decode(tbs)?; // [0] version
             }
             AnyRef::decode(tbs)?; // serialNumber
