@@ -152,6 +152,15 @@ fn the_certificate_s_own_dates_outrank_the_date_strings() {
         assert!(wire::der_validity(&[der, &[0][..]].concat()).is_err());
     }
 
+    // A version 1 certificate has no [0] version field before its serial number.
+    let mut v1 = x509_cert::Certificate::from_der(fixtures[0]).expect("fixture");
+    v1.tbs_certificate.version = x509_cert::Version::V1;
+    v1.tbs_certificate.extensions = None;
+    let v1_der = der::Encode::to_der(&v1).expect("encode");
+    // After the two SEQUENCE headers (4 bytes each): the [0] version, or straight the serial.
+    assert_eq!((fixtures[0][8], v1_der[8]), (0xa0, 0x02));
+    assert_eq!(wire::der_validity(&v1_der), Ok(v1.tbs_certificate.validity));
+
     // The strings say long expired; the DER's dates decide, either way.
     let mut director = cert("d", "SMARTCA", "ACTIVE", PAST);
     director.cert_data = Some(BASE64_STANDARD.encode(fixtures[0]));
