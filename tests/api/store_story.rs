@@ -71,6 +71,25 @@ async fn postgres_store(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
     Some((db, store))
 }
 
+/// The two tests running `$story` on a fresh SQLite store and on a fresh PostgreSQL database
+/// (that one skipped, with [`fresh_db`]'s notice, when there is no server).
+macro_rules! on_both_stores {
+    ($story:ident, $on_sqlite:ident, $on_postgres:ident) => {
+        #[tokio::test]
+        async fn $on_sqlite() {
+            let (_dir, _, store) = sqlite_store().await;
+            $story(store).await;
+        }
+
+        #[tokio::test]
+        async fn $on_postgres() {
+            if let Some((_db, store)) = postgres_store(stringify!($on_postgres)).await {
+                $story(store).await;
+            }
+        }
+    };
+}
+
 async fn story(store: Arc<dyn Store>) {
     // Creating writes the session and its first event.
     let a = session("t1", "001099012345", "r1");
@@ -479,18 +498,11 @@ async fn wakes_queued_together(store: Arc<dyn Store>) {
     assert_eq!(claim_due(&*store).await, ["w2"]);
 }
 
-#[tokio::test]
-async fn wakes_queued_together_on_sqlite() {
-    let (_dir, _, store) = sqlite_store().await;
-    wakes_queued_together(store).await;
-}
-
-#[tokio::test]
-async fn wakes_queued_together_on_postgres() {
-    if let Some((_db, store)) = postgres_store("wakes_queued_together_on_postgres").await {
-        wakes_queued_together(store).await;
-    }
-}
+on_both_stores!(
+    wakes_queued_together,
+    wakes_queued_together_on_sqlite,
+    wakes_queued_together_on_postgres
+);
 
 /// A session its creator starts at once is written claimed: the scheduler leaves it alone
 /// until the lease runs out (the creator never wrote it), then takes it — keyed or not.
@@ -530,31 +542,17 @@ async fn leased_creates(store: Arc<dyn Store>) {
     assert_eq!(claim_due(&*store).await, ["given"]);
 }
 
-#[tokio::test]
-async fn leased_creates_on_sqlite() {
-    let (_dir, _, store) = sqlite_store().await;
-    leased_creates(store).await;
-}
+on_both_stores!(
+    leased_creates,
+    leased_creates_on_sqlite,
+    leased_creates_on_postgres
+);
 
-#[tokio::test]
-async fn leased_creates_on_postgres() {
-    if let Some((_db, store)) = postgres_store("leased_creates_on_postgres").await {
-        leased_creates(store).await;
-    }
-}
-
-#[tokio::test]
-async fn creates_queued_together_on_sqlite() {
-    let (_dir, _, store) = sqlite_store().await;
-    creates_queued_together(store).await;
-}
-
-#[tokio::test]
-async fn creates_queued_together_on_postgres() {
-    if let Some((_db, store)) = postgres_store("creates_queued_together_on_postgres").await {
-        creates_queued_together(store).await;
-    }
-}
+on_both_stores!(
+    creates_queued_together,
+    creates_queued_together_on_sqlite,
+    creates_queued_together_on_postgres
+);
 
 /// The statuses of the story's events stored without a frame: only the terminal one keeps no
 /// copy of the session's body (it is rendered from the session row on replay).
@@ -854,22 +852,17 @@ async fn each_instance_hears_the_events_another_instance_commits() {
 }
 
 /// The sessions table's (rows read by sequential scans, rows updated), as PostgreSQL's
-/// statistics have them.
-async fn table_reads(db: &TestDb) -> (i64, i64) {
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::query_as(
-        "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sessions'",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .expect("pg_stat_user_tables")
-}
-
-/// [`table_reads`] once the statistics count `updates` updates of the table (at most 20 s).
-async fn table_reads_after(db: &TestDb, updates: i64) -> (i64, i64) {
+/// statistics have them once they count `updates` updates (they arrive late: a backend reports
+/// within about ten seconds of going idle); at most 20 s.
+async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64, i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let now = table_reads(db).await;
+        let now: (i64, i64) = sqlx::query_as(
+            "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sessions'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pg_stat_user_tables");
         assert!(now.1 <= updates, "more updates than expected: {now:?}");
         if now.1 == updates {
             return now;
@@ -920,13 +913,12 @@ async fn a_grown_table_is_not_scanned_on_postgres() {
     .await
     .expect("grow the table");
 
-    // Statistics arrive late (a backend reports within about ten seconds of going idle), so
-    // each reading waits for the count of updates it expects: 8 before, 9 after.
-    let before = table_reads_after(&db, 8).await;
+    // Each reading waits for the count of updates it expects: 8 before, 9 after.
+    let before = table_reads_after(&mut conn, 8).await;
     let s = session("t1", "001099310000", "grown");
     store.create(&new(&s, None, 1, true)).await.expect("create");
     to_awaiting(&*store, &s).await;
-    let after = table_reads_after(&db, 9).await;
+    let after = table_reads_after(&mut conn, 9).await;
     let read = after.0 - before.0;
     assert!(
         read < 1_000,
