@@ -12,7 +12,7 @@ const EXPIRY_BATCH: u32 = 256;
 /// Shortest sleep after a look at due work that found nothing to start.
 const IDLE_RECHECK: Duration = Duration::from_millis(10);
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,7 +40,15 @@ pub struct Engine {
     pub providers: Arc<Registry>,
     config: EngineConfig,
     wake: Notify,
-    in_flight: Mutex<HashSet<String>>,
+    /// Sessions whose step runs on this instance, by id.
+    in_flight: Mutex<HashMap<String, Flight>>,
+}
+
+/// A step running here.
+struct Flight {
+    provider: String,
+    /// A push came for the session while its step ran: check it again when the step ends.
+    pushed: bool,
 }
 
 impl Engine {
@@ -56,7 +64,7 @@ impl Engine {
             providers,
             config,
             wake: Notify::new(),
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -65,20 +73,24 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    /// A provider pushed news of session `id`. When the provider can take a call now, the
-    /// session is claimed in the same write that wakes it and its check starts here, without
-    /// waiting for a scheduler pass; otherwise it is only made due. Returns whether the push
-    /// named an unfinished session of `provider`.
+    /// A provider pushed news of session `id`. When the session's step is running here, the
+    /// push is only noted and the session is checked again as that step ends (no write: the
+    /// step holds the session's lease, so a crash meanwhile loses nothing its lease's end would
+    /// not bring back). Otherwise, when the provider can take a call now, the session is
+    /// claimed in the same write that wakes it and its check starts here, without waiting for a
+    /// scheduler pass; else it is only made due. Returns whether the push named an unfinished
+    /// session of `provider`.
     pub async fn push(
         self: &Arc<Self>,
         id: &SessionId,
         provider: &str,
     ) -> Result<bool, StoreError> {
+        if self.note_push(id.as_str(), provider) {
+            metrics::counter!("kyso_pushes_during_step_total").increment(1);
+            return Ok(true);
+        }
         let entry = self.providers.get(provider).cloned();
-        let permit = entry
-            .as_ref()
-            .filter(|_| !self.in_flight_contains(id.as_str()))
-            .and_then(|e| slot(e, 1));
+        let permit = entry.as_ref().and_then(|e| slot(e, 1));
         let woken = self.store.wake(id, provider, permit.is_some()).await?;
         let found = woken.found();
         match (woken, entry, permit) {
@@ -209,7 +221,7 @@ impl Engine {
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
+            .keys()
             .filter_map(|id| SessionId::parse(id))
             .collect()
     }
@@ -299,7 +311,8 @@ impl Engine {
         Ok(claimed)
     }
 
-    /// Runs one step of a claimed session on its own task.
+    /// Runs one step of a claimed session on its own task; a push that came meanwhile is
+    /// handled as the step ends.
     fn start(
         self: &Arc<Self>,
         entry: Arc<ProviderEntry>,
@@ -308,19 +321,25 @@ impl Engine {
     ) {
         let session_id = work.session.id.clone();
         let id = session_id.to_string();
-        self.in_flight_set(&id, true);
+        self.in_flight_insert(&id, &work.session.provider);
         let engine = Arc::clone(self);
         tokio::spawn(async move {
-            let _permit = permit;
+            let provider = entry.id.clone();
             if let Err(e) = step::run(&engine, &entry, work).await {
                 tracing::error!(session = %id, error = %e, "session step failed; it stays due");
                 // Give the claim back so the next look at due work takes it again, rather than
                 // the session waiting for its lease to run out.
-                if let Err(e) = engine.store.release(&[session_id]).await {
+                if let Err(e) = engine.store.release(std::slice::from_ref(&session_id)).await {
                     tracing::warn!(session = %id, error = %e, "releasing a failed step's claim failed");
                 }
             }
-            engine.in_flight_set(&id, false);
+            // The slot is free before the pushed session asks for one.
+            drop(permit);
+            if engine.in_flight_remove(&id) {
+                if let Err(e) = engine.push(&session_id, &provider).await {
+                    tracing::warn!(session = %id, error = %e, "a push that came during the step was lost; the session waits for its next check");
+                }
+            }
             engine.wake();
         });
     }
@@ -329,17 +348,37 @@ impl Engine {
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
+            .contains_key(id)
     }
 
-    fn in_flight_set(&self, id: &str, on: bool) {
-        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if on {
-            set.insert(id.to_owned());
-        } else {
-            set.remove(id);
+    /// Notes a push for `id` if its step runs here for `provider`; returns whether it does.
+    fn note_push(&self, id: &str, provider: &str) -> bool {
+        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        match flights.get_mut(id) {
+            Some(flight) if flight.provider == provider => {
+                flight.pushed = true;
+                true
+            }
+            _ => false,
         }
-        metrics::gauge!("kyso_engine_in_flight").set(set.len() as f64);
+    }
+
+    fn in_flight_insert(&self, id: &str, provider: &str) {
+        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let flight = Flight {
+            provider: provider.to_owned(),
+            pushed: false,
+        };
+        flights.insert(id.to_owned(), flight);
+        metrics::gauge!("kyso_engine_in_flight").set(flights.len() as f64);
+    }
+
+    /// Ends `id`'s flight; returns whether a push came during it.
+    fn in_flight_remove(&self, id: &str) -> bool {
+        let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let pushed = flights.remove(id).is_some_and(|f| f.pushed);
+        metrics::gauge!("kyso_engine_in_flight").set(flights.len() as f64);
+        pushed
     }
 }
 

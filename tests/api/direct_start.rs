@@ -12,7 +12,9 @@ use kyso::startup::Application;
 use kyso::store::{Created, Event};
 use tokio::sync::broadcast;
 
-use crate::helpers::{new_session, root_path, smartca_session, spawn_mock, test_config_toml};
+use crate::helpers::{
+    new_session, root_path, smartca_session, spawn_mock, test_config_toml, Mock,
+};
 
 /// The next event of session `id` with `status`, within `wait`.
 async fn event(
@@ -34,20 +36,26 @@ async fn event(
     .ok()
 }
 
-#[tokio::test]
-async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mock = spawn_mock(dir.path(), 100).await;
-    let root = root_path(dir.path(), &mock);
-    let toml = test_config_toml(&dir.path().join("kyso.db"), mock.addr, &root);
+/// The application built but never run (no scheduler, no HTTP server), over a mock whose
+/// signers approve after `approve_delay_ms`.
+async fn unscheduled(dir: &std::path::Path, approve_delay_ms: u64) -> (Application, Mock) {
+    let mock = spawn_mock(dir, approve_delay_ms).await;
+    let root = root_path(dir, &mock);
+    let toml = test_config_toml(&dir.join("kyso.db"), mock.addr, &root);
     let config = Config::from_figment(Figment::from(Toml::string(&toml))).expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    // Built, never run: no scheduler, no HTTP server.
     let app = Application::with_listener(config, listener)
         .await
         .expect("app");
+    (app, mock)
+}
+
+#[tokio::test]
+async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _mock) = unscheduled(dir.path(), 100).await;
     let engine = app.engine().clone();
     let mut rx = engine.hub.subscribe();
 
@@ -81,4 +89,43 @@ async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
         }
     }
     assert!(signed.is_some(), "a push started the status check itself");
+}
+
+/// A push that lands while the session's own step runs is kept by the engine and checked as
+/// the step ends: nothing is written for it and no scheduler pass is needed. (Written to the
+/// database instead, as it once was, it waited for a scheduler that here never runs.)
+#[tokio::test]
+async fn a_push_during_the_step_is_checked_when_the_step_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _mock) = unscheduled(dir.path(), 0).await;
+    let engine = app.engine().clone();
+    let mut rx = engine.hub.subscribe();
+
+    let s = smartca_session("dvc-portal", "001099012346", "pushed-early");
+    assert!(matches!(
+        engine
+            .create(new_session(&s, None, 1, true))
+            .await
+            .expect("create"),
+        Created::New(_)
+    ));
+    // The test's runtime has one thread: the step spawned by `create` has not run yet, so
+    // this push certainly lands while it is in flight.
+    assert!(engine.push(&s.id, "vnpt-smartca").await.expect("push"));
+    assert!(
+        event(&mut rx, &s.id, Status::Signed, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the push was checked when the sending step ended"
+    );
+    // A push for another provider's session of that id is not this session's news.
+    let other = smartca_session("dvc-portal", "001099012347", "other-provider");
+    assert!(matches!(
+        engine
+            .create(new_session(&other, None, 2, true))
+            .await
+            .expect("create"),
+        Created::New(_)
+    ));
+    assert!(!engine.push(&other.id, "viettel-sim").await.expect("push"));
 }
