@@ -329,7 +329,11 @@ impl Engine {
                 tracing::error!(session = %id, error = %e, "session step failed; it stays due");
                 // Give the claim back so the next look at due work takes it again, rather than
                 // the session waiting for its lease to run out.
-                if let Err(e) = engine.store.release(std::slice::from_ref(&session_id)).await {
+                if let Err(e) = engine
+                    .store
+                    .release(std::slice::from_ref(&session_id))
+                    .await
+                {
                     tracing::warn!(session = %id, error = %e, "releasing a failed step's claim failed");
                 }
             }

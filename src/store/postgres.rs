@@ -23,6 +23,7 @@ use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
 
 mod fan_in;
+mod waker;
 mod writer;
 
 const CHANNEL: &str = "kyso_events";
@@ -39,6 +40,8 @@ pub struct PgStore {
     lease_ms: i64,
     /// Creates and status changes, committed in groups by [`writer`].
     writes: mpsc::Sender<writer::Op>,
+    /// Pushes, claimed or marked in groups by [`waker`].
+    wakes: mpsc::Sender<waker::Wake>,
 }
 
 /// Changes waiting for the writer before callers wait to enqueue.
@@ -72,12 +75,17 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (writes, queue) = mpsc::channel(QUEUE);
         tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
+        let lease_ms = options.lease.as_millis() as i64;
+        let (wakes, pushes) = mpsc::channel(QUEUE);
+        let instance = options.instance.clone();
+        tokio::spawn(waker::run(hints.clone(), instance, lease_ms, pushes));
         Ok(Self {
             pool,
             hints,
             instance: options.instance.clone(),
-            lease_ms: options.lease.as_millis() as i64,
+            lease_ms,
             writes,
+            wakes,
         })
     }
 
@@ -328,42 +336,16 @@ impl Store for PgStore {
     }
 
     async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError> {
-        let now = ms(Utc::now());
-        if claim {
-            let row = sqlx::query(
-                // Due now as well: if the claim is given back unstarted, the scheduler
-                // still checks it at once.
-                "UPDATE sessions SET lease_owner = $4, lease_until = $5, woken = FALSE,
-                     next_check_at = LEAST(next_check_at, $1)
-                 WHERE id = $2 AND provider = $3 AND next_check_at IS NOT NULL
-                   AND (lease_until IS NULL OR lease_until < $1)
-                 RETURNING body, work",
-            )
-            .bind(now)
-            .bind(id.as_str())
-            .bind(provider)
-            .bind(&self.instance)
-            .bind(now + self.lease_ms)
-            .fetch_optional(&self.hints)
-            .await?;
-            if let Some(row) = row {
-                return Ok(Woken::Claimed(Box::new(Work::from_row(
-                    row.try_get("body")?,
-                    row.try_get("work")?,
-                )?)));
-            }
-        }
-        let n = sqlx::query(
-            "UPDATE sessions SET next_check_at = LEAST(next_check_at, $1), woken = TRUE
-             WHERE id = $2 AND provider = $3 AND next_check_at IS NOT NULL",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .bind(provider)
-        .execute(&self.hints)
-        .await?
-        .rows_affected();
-        Ok(if n > 0 { Woken::Marked } else { Woken::Missing })
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
+        let wake = waker::Wake {
+            id: id.clone(),
+            provider: provider.to_owned(),
+            claim,
+            reply,
+        };
+        self.wakes.send(wake).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     async fn events_after(

@@ -12,9 +12,7 @@ use kyso::startup::Application;
 use kyso::store::{Created, Event};
 use tokio::sync::broadcast;
 
-use crate::helpers::{
-    new_session, root_path, smartca_session, spawn_mock, test_config_toml, Mock,
-};
+use crate::helpers::{new_session, root_path, smartca_session, spawn_mock, test_config_toml, Mock};
 
 /// The next event of session `id` with `status`, within `wait`.
 async fn event(

@@ -453,7 +453,7 @@ async fn creates_queued_together(store: Arc<dyn Store>) {
 }
 
 /// Claiming wakes queued together (SQLite claims a run of them with one statement per
-/// piece): each gets its own answer — claimed, only marked (its session is leased), missing
+/// piece, PostgreSQL a batch with one statement): each gets its own answer — claimed, only marked (its session is leased), missing
 /// (unknown id, or another provider's session).
 async fn wakes_queued_together(store: Arc<dyn Store>) {
     let sessions: Vec<Session> = (0..4)
@@ -473,6 +473,10 @@ async fn wakes_queued_together(store: Arc<dyn Store>) {
         (&sessions[2].id, "viettel-sim"),
         (&sessions[3].id, "vnpt-smartca"),
         (&stranger, "vnpt-smartca"),
+        // A second push of a session the batch claims is news it already has; one naming
+        // the wrong provider is nobody's.
+        (&sessions[0].id, "vnpt-smartca"),
+        (&sessions[1].id, "viettel-sim"),
     ];
     let woken = futures_util::future::join_all(
         pushes
@@ -492,7 +496,15 @@ async fn wakes_queued_together(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(
         got,
-        ["claimed w0", "claimed w1", "missing", "marked", "missing"]
+        [
+            "claimed w0",
+            "claimed w1",
+            "missing",
+            "marked",
+            "missing",
+            "marked",
+            "missing"
+        ]
     );
     // Claimed means leased: the next look at due work skips them; w2 is still due.
     assert_eq!(claim_due(&*store).await, ["w2"]);
