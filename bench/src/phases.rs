@@ -327,15 +327,26 @@ async fn fresh_database(
     );
     conn.execute(format!("CREATE DATABASE {name}").as_str())
         .await?;
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => format!("{admin}/{name}"),
-    };
+    let url = database_url(admin, &name);
     let drop_db = async move {
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
         let _ = conn.execute(sql.as_str()).await;
     };
     Ok((url, drop_db))
+}
+
+/// `admin` with its database replaced by `name`; the query (`?sslmode=…`) kept.
+fn database_url(admin: &str, name: &str) -> String {
+    let (path, query) = match admin.split_once('?') {
+        Some((path, query)) => (path, format!("?{query}")),
+        None => (admin, String::new()),
+    };
+    match path.rsplit_once('/') {
+        Some((base, _)) if base.contains("://") && !base.ends_with('/') => {
+            format!("{base}/{name}{query}")
+        }
+        _ => format!("{path}/{name}{query}"),
+    }
 }
 
 fn machine() -> String {
@@ -350,4 +361,28 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cores} cores, {cpu}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn the_fresh_database_url_keeps_the_servers_query() {
+        let cases = [
+            ("postgres://u@h:5432/postgres", "postgres://u@h:5432/kb"),
+            (
+                "postgres://u@h:5432/postgres?sslmode=disable",
+                "postgres://u@h:5432/kb?sslmode=disable",
+            ),
+            ("postgres://u@h:5432", "postgres://u@h:5432/kb"),
+            (
+                "postgres://u@h:5432?sslmode=require",
+                "postgres://u@h:5432/kb?sslmode=require",
+            ),
+        ];
+        for (admin, want) in cases {
+            assert_eq!(database_url(admin, "kb"), want, "{admin}");
+        }
+    }
 }
