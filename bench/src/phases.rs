@@ -337,16 +337,17 @@ async fn fresh_database(
 
 /// `admin` with its database replaced by `name`; the query (`?sslmode=…`) kept.
 fn database_url(admin: &str, name: &str) -> String {
-    let (path, query) = match admin.split_once('?') {
-        Some((path, query)) => (path, format!("?{query}")),
+    let (url, query) = match admin.split_once('?') {
+        Some((url, query)) => (url, format!("?{query}")),
         None => (admin, String::new()),
     };
-    match path.rsplit_once('/') {
-        Some((base, _)) if base.contains("://") && !base.ends_with('/') => {
-            format!("{base}/{name}{query}")
-        }
-        _ => format!("{path}/{name}{query}"),
-    }
+    // The database is the path after the authority (`scheme://user@host:port`).
+    let authority_end = url
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|from| url[from..].find('/').map(|j| from + j))
+        .unwrap_or(url.len());
+    format!("{}/{name}{query}", &url[..authority_end])
 }
 
 fn machine() -> String {
@@ -379,6 +380,11 @@ mod tests {
             (
                 "postgres://u@h:5432?sslmode=require",
                 "postgres://u@h:5432/kb?sslmode=require",
+            ),
+            ("postgres:///postgres", "postgres:///kb"),
+            (
+                "postgres:///postgres?host=/run/pg",
+                "postgres:///kb?host=/run/pg",
             ),
         ];
         for (admin, want) in cases {

@@ -13,6 +13,7 @@ const EXPIRY_BATCH: u32 = 256;
 const IDLE_RECHECK: Duration = Duration::from_millis(10);
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct Engine {
     wake: Notify,
     /// Sessions whose step runs on this instance, by id.
     in_flight: Mutex<HashMap<String, Flight>>,
+    /// The scheduler has stopped: pushes only mark their sessions, so that no new step starts
+    /// (and holds a lease) while the in-flight ones finish.
+    stopping: AtomicBool,
 }
 
 /// A step running here.
@@ -65,6 +69,7 @@ impl Engine {
             config,
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -74,12 +79,14 @@ impl Engine {
     }
 
     /// A provider pushed news of session `id`. When the session's step is running here, the
-    /// push is only noted and the session is checked again as that step ends (no write: the
-    /// step holds the session's lease, so a crash meanwhile loses nothing its lease's end would
-    /// not bring back). Otherwise, when the provider can take a call now, the session is
-    /// claimed in the same write that wakes it and its check starts here, without waiting for a
-    /// scheduler pass; else it is only made due. Returns whether the push named an unfinished
-    /// session of `provider`.
+    /// push is only noted and the session is checked again as that step ends, without a
+    /// database write: a crash before then brings the session back at its lease's end, or, once
+    /// the step's own write has given the lease back, at its next scheduled check (the poll
+    /// interval) — a push is a hint, and the provider is polled anyway. Otherwise, when the
+    /// provider can take a call now (and the engine is not stopping), the session is claimed in
+    /// the same write that wakes it and its check starts here, without waiting for a scheduler
+    /// pass; else it is only made due. Returns whether the push named an unfinished session of
+    /// `provider`.
     pub async fn push(
         self: &Arc<Self>,
         id: &SessionId,
@@ -90,7 +97,10 @@ impl Engine {
             return Ok(true);
         }
         let entry = self.providers.get(provider).cloned();
-        let permit = entry.as_ref().and_then(|e| slot(e, 1));
+        let permit = entry
+            .as_ref()
+            .filter(|_| !self.stopping.load(Ordering::Relaxed))
+            .and_then(|e| slot(e, 1));
         let woken = self.store.wake(id, provider, permit.is_some()).await?;
         let found = woken.found();
         match (woken, entry, permit) {
@@ -200,6 +210,7 @@ impl Engine {
                 _ = renew.tick() => self.renew_leases().await,
             }
         }
+        self.stopping.store(true, Ordering::Relaxed);
         let grace = tokio::time::Instant::now() + Duration::from_secs(30);
         while !self.in_flight_ids().is_empty() && tokio::time::Instant::now() < grace {
             tokio::select! {

@@ -468,20 +468,21 @@ async fn wakes_queued_together(store: Arc<dyn Store>) {
     release_all(&*store, &claimed[..3]).await;
     let stranger = SessionId::generate();
     let pushes = [
-        (&sessions[0].id, "vnpt-smartca"),
-        (&sessions[1].id, "vnpt-smartca"),
-        (&sessions[2].id, "viettel-sim"),
-        (&sessions[3].id, "vnpt-smartca"),
-        (&stranger, "vnpt-smartca"),
+        (&sessions[0].id, "vnpt-smartca", true),
+        (&sessions[1].id, "vnpt-smartca", true),
+        (&sessions[2].id, "viettel-sim", true),
+        (&sessions[3].id, "vnpt-smartca", true),
+        (&stranger, "vnpt-smartca", true),
         // A second push of a session the batch claims is news it already has; one naming
-        // the wrong provider is nobody's.
-        (&sessions[0].id, "vnpt-smartca"),
-        (&sessions[1].id, "viettel-sim"),
+        // the wrong provider is nobody's; one that only marks finds its session.
+        (&sessions[0].id, "vnpt-smartca", true),
+        (&sessions[1].id, "viettel-sim", true),
+        (&sessions[2].id, "vnpt-smartca", false),
     ];
     let woken = futures_util::future::join_all(
         pushes
             .iter()
-            .map(|(id, provider)| store.wake(id, provider, true)),
+            .map(|(id, provider, claim)| store.wake(id, provider, *claim)),
     )
     .await;
     let got: Vec<String> = woken
@@ -503,7 +504,8 @@ async fn wakes_queued_together(store: Arc<dyn Store>) {
             "marked",
             "missing",
             "marked",
-            "missing"
+            "missing",
+            "marked"
         ]
     );
     // Claimed means leased: the next look at due work skips them; w2 is still due.

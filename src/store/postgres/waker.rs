@@ -3,8 +3,9 @@
 //! frequent statement of a busy gateway (one per session), most of its cost the round trip
 //! and the statement's own overhead rather than the row. One task per instance takes the
 //! pushes queued meanwhile and claims them with one statement, then marks the rest with
-//! another; rows are locked in id order, as the writer's batches lock them, so the two never
-//! wait on each other in a cycle.
+//! another. Each statement locks its rows in id order, as the writer's status changes do; a
+//! writer batch of several runs can still cross a waker statement, and PostgreSQL's deadlock
+//! detector then fails one of them, which each side retries change by change.
 
 use std::collections::{HashMap, HashSet};
 
@@ -35,48 +36,68 @@ pub(super) async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let wakes = std::mem::take(&mut batch);
+        let mut wakes = std::mem::take(&mut batch);
         metrics::histogram!("kyso_postgres_batch_wakes").record(wakes.len() as f64);
         match wake_many(&pool, &instance, lease_ms, &wakes).await {
-            Ok(woken) => {
-                for (wake, woken) in wakes.into_iter().zip(woken) {
-                    drop(wake.reply.send(Ok(woken)));
+            Ok(answers) => {
+                for (wake, answer) in wakes.into_iter().zip(answers) {
+                    drop(wake.reply.send(answer));
                 }
             }
-            // Nothing of a failed statement was written: each push is tried alone, so one
-            // bad push cannot fail its neighbours.
-            Err(e) if wakes.len() > 1 => {
+            // The claim failed, so nothing was written. An error of the server (a deadlock, a
+            // row it refused) is retried push by push, so it cannot fail the neighbours; a
+            // lost connection or an exhausted pool fails the batch at once rather than once
+            // per push, one after another.
+            Err(e)
+                if wakes.len() > 1
+                    && matches!(e, StoreError::Database(sqlx::Error::Database(_))) =>
+            {
                 tracing::warn!(error = %e, pushes = wakes.len(), "PostgreSQL wake batch failed; retrying each push alone");
                 for wake in wakes {
-                    let woken = wake_many(&pool, &instance, lease_ms, std::slice::from_ref(&wake));
-                    let woken = woken.await.map(|mut w| w.remove(0));
-                    drop(wake.reply.send(woken));
+                    let answer = wake_many(&pool, &instance, lease_ms, std::slice::from_ref(&wake));
+                    let answer = match answer.await {
+                        Ok(mut answers) => answers.remove(0),
+                        Err(e) => Err(e),
+                    };
+                    drop(wake.reply.send(answer));
                 }
             }
-            Err(e) => wakes.into_iter().for_each(|w| {
-                let e = StoreError::Database(sqlx::Error::Protocol(e.to_string()));
-                drop(w.reply.send(Err(e)));
-            }),
+            Err(e) => {
+                let last = wakes.pop();
+                for wake in wakes {
+                    drop(wake.reply.send(Err(copy(&e))));
+                }
+                if let Some(wake) = last {
+                    drop(wake.reply.send(Err(e)));
+                }
+            }
         }
     }
 }
 
+fn copy(e: &impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(e.to_string()))
+}
+
 /// Claims the claiming pushes' sessions nobody holds, marks the other pushes' sessions woken;
 /// each push's answer, in order. A second push of one session in the batch finds it claimed
-/// by the first (or marked with it) and reads as marked.
+/// by the first (or marked with it) and reads as marked. `Err` when the claim statement
+/// failed (nothing written); once it has committed, a failed mark fails only the pushes that
+/// needed one.
 async fn wake_many(
     pool: &PgPool,
     instance: &str,
     lease_ms: i64,
     wakes: &[Wake],
-) -> Result<Vec<Woken>, StoreError> {
+) -> Result<Vec<Result<Woken, StoreError>>, StoreError> {
     let now = ms(Utc::now());
     let mut conn = pool.acquire().await?;
     let (ids, providers) = pairs(wakes.iter().filter(|w| w.claim));
-    // Statements over a list of ids are planned with each call's ids (see the writer).
-    // By id: the session's provider, and its work until a push takes the claim.
-    let mut claimed: HashMap<String, (String, Option<Work>)> = HashMap::new();
+    // By id: the session's provider, and its work until a push takes the claim (an error if
+    // the row did not decode: that push fails, and the session waits for its lease's end).
+    let mut claimed: HashMap<String, (String, Option<Result<Work, StoreError>>)> = HashMap::new();
     if !ids.is_empty() {
+        // Statements over a list of ids are planned with each call's ids (see the writer).
         let rows = sqlx::query(
             "WITH c AS (
                  SELECT s.id FROM sessions s
@@ -90,7 +111,7 @@ async fn wake_many(
                  -- still checks it at once
                  next_check_at = LEAST(s.next_check_at, $3)
              FROM c WHERE s.id = c.id
-             RETURNING s.id, s.body, s.work",
+             RETURNING s.id, s.provider, s.body, s.work",
         )
         .persistent(false)
         .bind(&ids)
@@ -101,18 +122,21 @@ async fn wake_many(
         .fetch_all(&mut *conn)
         .await?;
         for row in rows {
-            let work = Work::from_row(row.try_get("body")?, row.try_get("work")?)?;
-            let provider = work.session.provider.clone();
-            claimed.insert(row.try_get("id")?, (provider, Some(work)));
+            let work = row
+                .try_get("body")
+                .and_then(|body: String| Ok((body, row.try_get("work")?)))
+                .map_err(StoreError::from)
+                .and_then(|(body, work)| Work::from_row(&body, work));
+            claimed.insert(row.try_get("id")?, (row.try_get("provider")?, Some(work)));
         }
     }
     let rest = wakes
         .iter()
         .filter(|w| !claimed.contains_key(w.id.as_str()));
     let (ids, providers) = pairs(rest);
-    let mut marked: HashSet<(String, String)> = HashSet::new();
+    let mut marked: Result<HashSet<(String, String)>, StoreError> = Ok(HashSet::new());
     if !ids.is_empty() {
-        let rows = sqlx::query(
+        marked = sqlx::query(
             "WITH c AS (
                  SELECT s.id FROM sessions s
                  JOIN unnest($1::text[], $2::text[]) AS v(id, provider)
@@ -128,25 +152,31 @@ async fn wake_many(
         .bind(&providers)
         .bind(now)
         .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            marked.insert((row.try_get("id")?, row.try_get("provider")?));
-        }
+        .await
+        .map_err(StoreError::from)
+        .and_then(|rows| {
+            rows.iter()
+                .map(|row| Ok((row.try_get("id")?, row.try_get("provider")?)))
+                .collect()
+        });
     }
     Ok(wakes
         .iter()
         .map(|w| match claimed.get_mut(w.id.as_str()) {
             Some((provider, work)) if *provider == w.provider => match work.take() {
-                Some(work) if w.claim => Woken::Claimed(Box::new(work)),
+                Some(work) if w.claim => work.map(|work| Woken::Claimed(Box::new(work))),
                 // Claimed by another push of this batch (or this one only marks): found.
                 taken => {
                     *work = taken;
-                    Woken::Marked
+                    Ok(Woken::Marked)
                 }
             },
-            Some(_) => Woken::Missing,
-            None if marked.contains(&(w.id.to_string(), w.provider.clone())) => Woken::Marked,
-            None => Woken::Missing,
+            Some(_) => Ok(Woken::Missing),
+            None => match &marked {
+                Ok(m) if m.contains(&(w.id.to_string(), w.provider.clone())) => Ok(Woken::Marked),
+                Ok(_) => Ok(Woken::Missing),
+                Err(e) => Err(copy(e)),
+            },
         })
         .collect())
 }
