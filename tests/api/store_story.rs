@@ -518,6 +518,56 @@ on_both_stores!(
     wakes_queued_together_on_postgres
 );
 
+/// The PostgreSQL waker takes the pushes queued together in one batch (one claim statement):
+/// read from its batch-size histogram, a batch of more than one push must have run. Other
+/// tests' batches only add to both sums, and if pushes stopped being grouped every batch
+/// anywhere would hold exactly one.
+#[tokio::test]
+async fn pushes_queued_together_are_claimed_in_one_batch_on_postgres() {
+    let Some((_db, store)) = postgres_store("pushes_grouped").await else {
+        return;
+    };
+    let metrics = kyso::telemetry::metrics_handle();
+    let sessions: Vec<Session> = (0..32)
+        .map(|i| session("t1", &format!("0010994{i:05}"), &format!("g{i}")))
+        .collect();
+    for s in &sessions {
+        store.create(&new(s, None, 1, true)).await.expect("create");
+    }
+    let before = batch_wakes(&metrics.render());
+    // One task, one thread: every wake is queued before the waker runs.
+    let woken = futures_util::future::join_all(
+        sessions
+            .iter()
+            .map(|s| store.wake(&s.id, "vnpt-smartca", true)),
+    )
+    .await;
+    assert!(woken
+        .into_iter()
+        .all(|w| matches!(w.expect("wake"), Woken::Claimed(_))));
+    let after = batch_wakes(&metrics.render());
+    let (pushes, batches) = (after.0 - before.0, after.1 - before.1);
+    assert!(batches >= 1.0, "the waker recorded no batch: {after:?}");
+    assert!(
+        pushes > batches,
+        "{pushes} pushes in {batches} batches: one statement per push"
+    );
+}
+
+/// `kyso_postgres_batch_wakes`' sum (pushes) and count (batches) in a Prometheus rendering.
+fn batch_wakes(rendered: &str) -> (f64, f64) {
+    let value = |name: &str| {
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("kyso_postgres_batch_wakes_sum "),
+        value("kyso_postgres_batch_wakes_count "),
+    )
+}
+
 /// A session its creator starts at once is written claimed: the scheduler leaves it alone
 /// until the lease runs out (the creator never wrote it), then takes it — keyed or not.
 async fn leased_creates(store: Arc<dyn Store>) {
