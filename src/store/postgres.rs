@@ -212,17 +212,21 @@ impl Store for PgStore {
     ) -> Result<Vec<Work>, StoreError> {
         let now = ms(now);
         let rows = sqlx::query(
+            // A claimed session's next check is its lease's end (as a leased create's is):
+            // the head of the due index then holds only sessions nobody holds, so neither
+            // this statement nor `next_due` walks over the ones in flight.
             "WITH due AS (
-                 SELECT id FROM sessions
+                 SELECT id, next_check_at FROM sessions
                  WHERE next_check_at IS NOT NULL AND next_check_at <= $1
                    AND (lease_until IS NULL OR lease_until < $1)
                    AND (cardinality($5::text[]) = 0 OR provider = ANY($5::text[]))
                    AND (NOT $6 OR expires_at <= $1)
                  ORDER BY next_check_at LIMIT $2
                  FOR UPDATE SKIP LOCKED)
-             UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE
+             UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE,
+                 next_check_at = $4
              FROM due WHERE s.id = due.id
-             RETURNING s.body, s.work, s.next_check_at",
+             RETURNING s.body, s.work, due.next_check_at",
         )
         .persistent(false) // see `writer::apply_many`: planned each call
         .bind(now)
@@ -254,7 +258,7 @@ impl Store for PgStore {
         // Rows locked by a write in progress are skipped (that write ends the lease anyway),
         // so a renewal never waits on, or deadlocks with, the writer's batch.
         sqlx::query(
-            "UPDATE sessions SET lease_until = $1
+            "UPDATE sessions SET lease_until = $1, next_check_at = $1
              WHERE id IN (SELECT id FROM sessions WHERE id = ANY($2) AND lease_owner = $3
                           ORDER BY id FOR UPDATE SKIP LOCKED)",
         )

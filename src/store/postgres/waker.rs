@@ -106,10 +106,10 @@ async fn wake_many(
                  WHERE s.next_check_at IS NOT NULL
                    AND (s.lease_until IS NULL OR s.lease_until < $3)
                  ORDER BY s.id FOR UPDATE OF s)
+             -- due at the lease's end, as every claimed session (see `due`); a claim given
+             -- back unstarted is made due at once by `release`
              UPDATE sessions s SET lease_owner = $4, lease_until = $5, woken = FALSE,
-                 -- due now as well: if the claim is given back unstarted, the scheduler
-                 -- still checks it at once
-                 next_check_at = LEAST(s.next_check_at, $3)
+                 next_check_at = $5
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider, s.body, s.work",
         )
