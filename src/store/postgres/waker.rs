@@ -97,7 +97,6 @@ async fn wake_many(
     // the row did not decode: that push fails, and the session waits for its lease's end).
     let mut claimed: HashMap<String, (String, Option<Result<Work, StoreError>>)> = HashMap::new();
     if !ids.is_empty() {
-        // Statements over a list of ids are planned with each call's ids (see the writer).
         let rows = sqlx::query(
             "WITH c AS (
                  SELECT s.id FROM sessions s
@@ -113,7 +112,6 @@ async fn wake_many(
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider, s.body, s.work",
         )
-        .persistent(false)
         .bind(&ids)
         .bind(&providers)
         .bind(now)
@@ -147,7 +145,6 @@ async fn wake_many(
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider",
         )
-        .persistent(false)
         .bind(&ids)
         .bind(&providers)
         .bind(now)
