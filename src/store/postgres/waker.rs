@@ -98,15 +98,19 @@ async fn wake_many(
     let mut claimed: HashMap<String, (String, Option<Result<Work, StoreError>>)> = HashMap::new();
     if !ids.is_empty() {
         let rows = sqlx::query(
+            // `id = ANY(…)` first: a cached generic plan of a join with the list read the
+            // whole primary key (see `a_grown_table_is_not_scanned_on_postgres`).
             "WITH c AS (
                  SELECT s.id FROM sessions s
-                 JOIN unnest($1::text[], $2::text[]) AS v(id, provider)
-                   ON s.id = v.id AND s.provider = v.provider
-                 WHERE s.next_check_at IS NOT NULL
+                 WHERE s.id = ANY($1::text[])
+                   AND (s.id, s.provider) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                   AND s.next_check_at IS NOT NULL
                    AND (s.lease_until IS NULL OR s.lease_until < $3)
                  ORDER BY s.id FOR UPDATE OF s)
-             -- due at the lease's end, as every claimed session (see `due`); a claim given
-             -- back unstarted is made due at once by `release`
+             -- due at the lease's end, as a leased create: pushed sessions are the most
+             -- claimed, and kept at now they filled the head of the due index, walked by
+             -- every look at due work only to be skipped as leased; a claim given back
+             -- unstarted is made due at once by `release`
              UPDATE sessions s SET lease_owner = $4, lease_until = $5, woken = FALSE,
                  next_check_at = $5
              FROM c WHERE s.id = c.id
@@ -137,11 +141,15 @@ async fn wake_many(
         marked = sqlx::query(
             "WITH c AS (
                  SELECT s.id FROM sessions s
-                 JOIN unnest($1::text[], $2::text[]) AS v(id, provider)
-                   ON s.id = v.id AND s.provider = v.provider
-                 WHERE s.next_check_at IS NOT NULL
+                 WHERE s.id = ANY($1::text[])
+                   AND (s.id, s.provider) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                   AND s.next_check_at IS NOT NULL
                  ORDER BY s.id FOR UPDATE OF s)
-             UPDATE sessions s SET next_check_at = LEAST(s.next_check_at, $3), woken = TRUE
+             -- a leased session keeps its place (its holder's write makes it due now, or
+             -- the lease's end does)
+             UPDATE sessions s SET woken = TRUE,
+                 next_check_at = CASE WHEN s.lease_until >= $3 THEN s.next_check_at
+                                      ELSE LEAST(s.next_check_at, $3) END
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider",
         )
