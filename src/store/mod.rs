@@ -232,6 +232,18 @@ impl Default for StoreOptions {
     }
 }
 
+/// Sends `op` (made around its reply channel) to a store's task and waits for the answer; a
+/// task that is gone reads as a closed pool.
+pub(crate) async fn request<O, T>(
+    task: &tokio::sync::mpsc::Sender<O>,
+    op: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> O,
+) -> Result<T, StoreError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let gone = || StoreError::Database(sqlx::Error::PoolClosed);
+    task.send(op(reply)).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())?
+}
+
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }

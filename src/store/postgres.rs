@@ -47,6 +47,11 @@ pub struct PgStore {
 /// Changes waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 16_384;
 
+/// A copy of `e` for each of several callers that share one failure (one batch's error).
+fn copy_error(e: &impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(e.to_string()))
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Notice {
     /// The instance that committed the event.
@@ -89,8 +94,12 @@ impl PgStore {
         tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
         let lease_ms = options.lease.as_millis() as i64;
         let (wakes, pushes) = mpsc::channel(QUEUE);
-        let instance = options.instance.clone();
-        tokio::spawn(waker::run(hints.clone(), instance, lease_ms, pushes));
+        tokio::spawn(waker::run(
+            hints.clone(),
+            options.instance.clone(),
+            lease_ms,
+            pushes,
+        ));
         Ok(Self {
             pool,
             hints,
@@ -107,14 +116,11 @@ impl PgStore {
         change: writer::Change,
         reply: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Reply,
     ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
-        let op = writer::Op {
+        super::request(&self.writes, |tx| writer::Op {
             change,
             reply: reply(tx),
-        };
-        self.writes.send(op).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        })
+        .await
     }
 }
 
@@ -347,16 +353,13 @@ impl Store for PgStore {
     }
 
     async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
-        let wake = waker::Wake {
+        let wake = |reply| waker::Wake {
             id: id.clone(),
             provider: provider.to_owned(),
             claim,
             reply,
         };
-        self.wakes.send(wake).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        super::request(&self.wakes, wake).await
     }
 
     async fn events_after(

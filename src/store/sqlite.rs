@@ -98,10 +98,7 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
     ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.writes.send(op(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+        super::request(&self.writes, op).await
     }
 
     async fn for_ids(

@@ -13,6 +13,7 @@ use chrono::Utc;
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::copy_error;
 use crate::domain::SessionId;
 use crate::store::{ms, StoreError, Woken, Work};
 
@@ -65,7 +66,7 @@ pub(super) async fn run(
             Err(e) => {
                 let last = wakes.pop();
                 for wake in wakes {
-                    drop(wake.reply.send(Err(copy(&e))));
+                    drop(wake.reply.send(Err(copy_error(&e))));
                 }
                 if let Some(wake) = last {
                     drop(wake.reply.send(Err(e)));
@@ -73,10 +74,6 @@ pub(super) async fn run(
             }
         }
     }
-}
-
-fn copy(e: &impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(e.to_string()))
 }
 
 /// Claims the claiming pushes' sessions nobody holds, marks the other pushes' sessions woken;
@@ -180,7 +177,7 @@ async fn wake_many(
             None => match &marked {
                 Ok(m) if m.contains(&(w.id.to_string(), w.provider.clone())) => Ok(Woken::Marked),
                 Ok(_) => Ok(Woken::Missing),
-                Err(e) => Err(copy(e)),
+                Err(e) => Err(copy_error(e)),
             },
         })
         .collect())

@@ -18,7 +18,7 @@ use chrono::Utc;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Notice, CHANNEL};
+use super::{copy_error, Notice, CHANNEL};
 use crate::domain::{Session, SessionId, Status};
 use crate::store::{
     bind_session, encode, ms, render_frame, stored_frame, Created, Event, NewSession, StatusWrite,
@@ -84,7 +84,9 @@ pub(super) async fn run(pool: PgPool, instance: String, mut rx: mpsc::Receiver<O
             Ok(results) => answer(&pool, ops, results).await,
             // The commit's outcome is unknown (the connection went during COMMIT): running
             // the changes again could misreport a committed change as lost to another writer.
-            Err(Failed::Commit(e)) => ops.into_iter().for_each(|op| fail(op.reply, clone(&e))),
+            Err(Failed::Commit(e)) => ops
+                .into_iter()
+                .for_each(|op| fail(op.reply, copy_error(&e))),
             Err(Failed::Before(e)) if ops.len() > 1 => {
                 tracing::warn!(error = %e, writes = ops.len(), "PostgreSQL write batch failed; retrying each write alone");
                 for op in ops {
@@ -95,13 +97,11 @@ pub(super) async fn run(pool: PgPool, instance: String, mut rx: mpsc::Receiver<O
                     }
                 }
             }
-            Err(Failed::Before(e)) => ops.into_iter().for_each(|op| fail(op.reply, clone(&e))),
+            Err(Failed::Before(e)) => ops
+                .into_iter()
+                .for_each(|op| fail(op.reply, copy_error(&e))),
         }
     }
-}
-
-fn clone(e: &StoreError) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(e.to_string()))
 }
 
 fn fail(reply: Reply, e: StoreError) {
