@@ -50,7 +50,7 @@ pub struct Engine {
 
 /// A step running here.
 struct Flight {
-    provider: String,
+    provider: Arc<str>,
     /// A push came for the session while its step ran: check it again when the step ends.
     pushed: bool,
 }
@@ -332,10 +332,9 @@ impl Engine {
     ) {
         let session_id = work.session.id.clone();
         let id = session_id.to_string();
-        self.in_flight_insert(&id, &work.session.provider);
+        self.in_flight_insert(&id, entry.id.clone());
         let engine = Arc::clone(self);
         tokio::spawn(async move {
-            let provider = entry.id.clone();
             if let Err(e) = step::run(&engine, &entry, work).await {
                 tracing::error!(session = %id, error = %e, "session step failed; it stays due");
                 // Give the claim back so the next look at due work takes it again, rather than
@@ -350,7 +349,7 @@ impl Engine {
             }
             // The slot is free before the pushed session asks for one.
             drop(permit);
-            if engine.in_flight_remove(&id) {
+            if let Some(provider) = engine.in_flight_remove(&id) {
                 if let Err(e) = engine.push(&session_id, &provider).await {
                     tracing::warn!(session = %id, error = %e, "a push that came during the step was lost; the session waits for its next check");
                 }
@@ -370,7 +369,7 @@ impl Engine {
     fn note_push(&self, id: &str, provider: &str) -> bool {
         let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         match flights.get_mut(id) {
-            Some(flight) if flight.provider == provider => {
+            Some(flight) if *flight.provider == *provider => {
                 flight.pushed = true;
                 true
             }
@@ -378,20 +377,20 @@ impl Engine {
         }
     }
 
-    fn in_flight_insert(&self, id: &str, provider: &str) {
+    fn in_flight_insert(&self, id: &str, provider: Arc<str>) {
         let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let flight = Flight {
-            provider: provider.to_owned(),
+            provider,
             pushed: false,
         };
         flights.insert(id.to_owned(), flight);
         metrics::gauge!("kyso_engine_in_flight").set(flights.len() as f64);
     }
 
-    /// Ends `id`'s flight; returns whether a push came during it.
-    fn in_flight_remove(&self, id: &str) -> bool {
+    /// Ends `id`'s flight; its provider when a push came during it.
+    fn in_flight_remove(&self, id: &str) -> Option<Arc<str>> {
         let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let pushed = flights.remove(id).is_some_and(|f| f.pushed);
+        let pushed = flights.remove(id).filter(|f| f.pushed).map(|f| f.provider);
         metrics::gauge!("kyso_engine_in_flight").set(flights.len() as f64);
         pushed
     }
