@@ -2,12 +2,14 @@
 //! at all (the application built but never run), a session still reaches the phone and a
 //! push still finishes it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::providers::{Format as _, Toml};
 use figment::Figment;
 use kyso::config::Config;
-use kyso::domain::{SessionId, Status};
+use kyso::domain::{Session, SessionId, Status};
+use kyso::engine::Engine;
 use kyso::startup::Application;
 use kyso::store::{Created, Event};
 use tokio::sync::broadcast;
@@ -50,6 +52,12 @@ async fn unscheduled(dir: &std::path::Path, approve_delay_ms: u64) -> (Applicati
     (app, mock)
 }
 
+/// Creates `s` through the engine (which starts its first step itself); it must be new.
+async fn create_new(engine: &Arc<Engine>, s: &Session, hash: u8) {
+    let created = engine.create(new_session(s, None, hash, true)).await;
+    assert!(matches!(created.expect("create"), Created::New(_)));
+}
+
 #[tokio::test]
 async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -58,13 +66,7 @@ async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
     let mut rx = engine.hub.subscribe();
 
     let s = smartca_session("dvc-portal", "001099012345", "direct");
-    assert!(matches!(
-        engine
-            .create(new_session(&s, None, 1, true))
-            .await
-            .expect("create"),
-        Created::New(_)
-    ));
+    create_new(&engine, &s, 1).await;
     assert!(
         event(
             &mut rx,
@@ -100,13 +102,7 @@ async fn a_push_during_the_step_is_checked_when_the_step_ends() {
     let mut rx = engine.hub.subscribe();
 
     let s = smartca_session("dvc-portal", "001099012346", "pushed-early");
-    assert!(matches!(
-        engine
-            .create(new_session(&s, None, 1, true))
-            .await
-            .expect("create"),
-        Created::New(_)
-    ));
+    create_new(&engine, &s, 1).await;
     // The test's runtime has one thread: the step spawned by `create` has not run yet, so
     // this push certainly lands while it is in flight.
     assert!(engine.push(&s.id, "vnpt-smartca").await.expect("push"));
@@ -118,12 +114,6 @@ async fn a_push_during_the_step_is_checked_when_the_step_ends() {
     );
     // A push for another provider's session of that id is not this session's news.
     let other = smartca_session("dvc-portal", "001099012347", "other-provider");
-    assert!(matches!(
-        engine
-            .create(new_session(&other, None, 2, true))
-            .await
-            .expect("create"),
-        Created::New(_)
-    ));
+    create_new(&engine, &other, 2).await;
     assert!(!engine.push(&other.id, "viettel-sim").await.expect("push"));
 }

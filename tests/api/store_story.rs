@@ -339,15 +339,7 @@ async fn story(store: Arc<dyn Store>) {
     let d = session("t1", "001099012348", "r4");
     // On the phone, next checked in a minute.
     let claimed = create_claimed(&*store, &d, 6).await;
-    let mut d2 = d.clone();
-    d2.become_(Status::AwaitingUser, Utc::now());
-    let waiting = Change {
-        session: &d2,
-        expected: Status::Pending,
-        next_check_at: Some(Utc::now() + chrono::Duration::seconds(60)),
-        work: None,
-    };
-    assert!(store.apply(waiting).await.expect("apply").is_some());
+    to_awaiting(&*store, &d).await;
     let others: Vec<_> = claimed
         .iter()
         .map(|w| w.session.id.clone())
@@ -453,8 +445,8 @@ async fn creates_queued_together(store: Arc<dyn Store>) {
 }
 
 /// Claiming wakes queued together (SQLite claims a run of them with one statement per
-/// piece, PostgreSQL a batch with one statement): each gets its own answer — claimed, only marked (its session is leased), missing
-/// (unknown id, or another provider's session).
+/// piece, PostgreSQL a batch with one statement): each gets its own answer — claimed, only
+/// marked (its session is leased), missing (unknown id, or another provider's session).
 async fn wakes_queued_together(store: Arc<dyn Store>) {
     let sessions: Vec<Session> = (0..4)
         .map(|i| session("t1", &format!("0010991{i:05}"), &format!("w{i}")))
@@ -915,9 +907,9 @@ async fn each_instance_hears_the_events_another_instance_commits() {
     let _ = listener.await;
 }
 
-/// The sessions table's (rows read by sequential scans, rows updated), as PostgreSQL's
-/// statistics have them once they count `updates` updates (they arrive late: a backend reports
-/// within about ten seconds of going idle); at most 20 s.
+/// The sessions table's (rows read by sequential scans and through indexes, rows updated), as
+/// PostgreSQL's statistics have them once they count `updates` updates (they arrive late: a
+/// backend reports within about ten seconds of going idle); at most 20 s.
 async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64, i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -940,7 +932,7 @@ async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64,
     }
 }
 
-/// Moves `s` from pending to awaiting_user, alone in its write.
+/// Moves `s` from pending to awaiting_user (next checked in a minute), alone in its write.
 async fn to_awaiting(store: &dyn Store, s: &Session) {
     let mut next = s.clone();
     assert!(next.become_(Status::AwaitingUser, Utc::now()));
