@@ -1062,3 +1062,133 @@ async fn bodies_are_compressed_with_lz4_on_postgres() {
         ["body", "frame", "work"].map(|c| (c.to_owned(), expected.to_owned()))
     );
 }
+
+/// A connection is handed out without a ping only when it went back to the pool moments ago:
+/// connections the server dropped while they sat idle longer are found dead by the ping and
+/// replaced, so no caller sees their error.
+#[tokio::test]
+async fn connections_dropped_while_idle_are_replaced_on_postgres() {
+    let Some((db, store)) =
+        postgres_store("connections_dropped_while_idle_are_replaced_on_postgres").await
+    else {
+        return;
+    };
+    let a = session("t1", "001099320000", "before");
+    store
+        .create(&new(&a, None, 1, false))
+        .await
+        .expect("create");
+    // Several pooled connections, each used once (both pools: reads and hints).
+    let reads = (0..4).map(|_| store.get("t1", &a.id));
+    for got in futures_util::future::join_all(reads).await {
+        assert!(got.expect("get").is_some());
+    }
+    store
+        .release(std::slice::from_ref(&a.id))
+        .await
+        .expect("release");
+
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(
+        dropped.len() >= 3,
+        "the store held {} connections",
+        dropped.len()
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // Each call below would take a dead connection if none were checked.
+    for _ in 0..4 {
+        assert!(store.get("t1", &a.id).await.expect("get").is_some());
+    }
+    store
+        .release(std::slice::from_ref(&a.id))
+        .await
+        .expect("release");
+    let b = session("t1", "001099320001", "after");
+    store
+        .create(&new(&b, None, 1, false))
+        .await
+        .expect("create after");
+    let claimed = store.wake(&b.id, "vnpt-smartca", true).await.expect("wake");
+    assert!(matches!(claimed, Woken::Claimed(_)));
+}
+
+/// A push's claim on a session checked later keeps that next check, so the claim changes no
+/// indexed column and PostgreSQL writes it as a heap-only tuple (no new entry in any index); a
+/// session already due moves to its lease's end instead, out of the due index's head.
+#[tokio::test]
+async fn a_push_claim_keeps_a_later_next_check_on_postgres() {
+    let Some((db, store)) =
+        postgres_store("a_push_claim_keeps_a_later_next_check_on_postgres").await
+    else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let next_check = |id: SessionId| {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT next_check_at FROM sessions WHERE id = $1")
+            .bind(id.to_string())
+    };
+    let later = session("t1", "001099330000", "later");
+    store
+        .create(&new(&later, None, 1, false))
+        .await
+        .expect("create");
+    to_awaiting(&*store, &later).await;
+    let before = next_check(later.id.clone())
+        .fetch_one(&mut conn)
+        .await
+        .expect("read");
+    let claimed = store
+        .wake(&later.id, "vnpt-smartca", true)
+        .await
+        .expect("wake");
+    assert!(matches!(claimed, Woken::Claimed(_)));
+    let after = next_check(later.id.clone())
+        .fetch_one(&mut conn)
+        .await
+        .expect("read");
+    assert_eq!(before, after, "the claim moved a later next check");
+
+    // Three updates so far (status change, claim); the statistics arrive late.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let hot = loop {
+        let (updates, hot): (i64, i64) = sqlx::query_as(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sessions'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_user_tables");
+        if updates >= 2 {
+            break hot;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no statistics");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(hot >= 1, "the claim was not a heap-only update");
+
+    // Pending and due now: claimed until its lease's end, and due then.
+    let due = session("t1", "001099330001", "due");
+    store
+        .create(&new(&due, None, 1, false))
+        .await
+        .expect("create");
+    let claimed = store
+        .wake(&due.id, "vnpt-smartca", true)
+        .await
+        .expect("wake");
+    assert!(matches!(claimed, Woken::Claimed(_)));
+    let (next, lease): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT next_check_at, lease_until FROM sessions WHERE id = $1")
+            .bind(due.id.to_string())
+            .fetch_one(&mut conn)
+            .await
+            .expect("read");
+    assert!(lease.is_some() && next == lease, "{next:?} / {lease:?}");
+}
