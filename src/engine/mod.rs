@@ -4,6 +4,7 @@
 //! through [`Engine::commit`], which writes it with its event and publishes the event.
 
 pub mod breaker;
+mod bundles;
 mod step;
 
 /// Expired sessions claimed at once for a provider that cannot take work (they need no call).
@@ -46,6 +47,8 @@ pub struct Engine {
     /// The scheduler has stopped: pushes only mark their sessions, so that no new step starts
     /// (and holds a lease) while the in-flight ones finish.
     stopping: AtomicBool,
+    /// Certificate bundles this instance has stored or read.
+    bundles: bundles::Bundles,
 }
 
 /// A step running here.
@@ -70,6 +73,7 @@ impl Engine {
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            bundles: bundles::Bundles::default(),
         })
     }
 

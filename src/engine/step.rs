@@ -22,7 +22,13 @@ pub struct WorkState {
     /// The adapter's private state from `start`.
     #[serde(default)]
     pub provider: serde_json::Value,
+    /// The certificate `start` named. Stored apart (see [`bundles`](super::bundles)): the
+    /// `work` column holds `certificate_ref` instead; rows written before hold it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertBundle>,
+    /// The stored bundle's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_ref: Option<String>,
     /// The last check failed for a transport reason; at the deadline this reads as
     /// `provider_unavailable` rather than a user who never answered.
     #[serde(default)]
@@ -45,6 +51,7 @@ pub(super) async fn run(
         .as_deref()
         .and_then(|w| serde_json::from_str(w).ok())
         .unwrap_or_default();
+    load_certificate(engine, &mut state).await?;
     let expected = session.status;
     let now = Utc::now();
     // At the deadline a session on a phone gets one last status check: an answer given within
@@ -105,7 +112,12 @@ pub(super) async fn run(
                     let next = capped(Utc::now() + entry.retry_budget, session.expires_at);
                     engine
                         .store
-                        .reschedule(&session.id, expected, next, Some(&encode(&state)))
+                        .reschedule(
+                            &session.id,
+                            expected,
+                            next,
+                            Some(&stored(engine, &state).await?),
+                        )
                         .await
                         .map(drop)
                 }
@@ -127,7 +139,10 @@ pub(super) async fn run(
                 }
                 Ok(Outcome::Waiting { next_check_in }) => {
                     let next = capped(now + next_check_in, session.expires_at);
-                    let work = state.unreachable.take().map(|_| encode(&state));
+                    let work = match state.unreachable.take() {
+                        Some(_) => Some(stored(engine, &state).await?),
+                        None => None,
+                    };
                     engine
                         .store
                         .reschedule(&session.id, expected, next, work.as_deref())
@@ -182,7 +197,12 @@ pub(super) async fn run(
                     let next = capped(now + entry.retry_budget, session.expires_at);
                     engine
                         .store
-                        .reschedule(&session.id, expected, next, Some(&encode(&state)))
+                        .reschedule(
+                            &session.id,
+                            expected,
+                            next,
+                            Some(&stored(engine, &state).await?),
+                        )
                         .await
                         .map(drop)
                 }
@@ -243,7 +263,10 @@ async fn commit(
     next_check_at: Option<DateTime<Utc>>,
     state: &WorkState,
 ) -> Result<(), StoreError> {
-    let work = (!session.status.is_terminal()).then(|| encode(state));
+    let work = match session.status.is_terminal() {
+        true => None,
+        false => Some(stored(engine, state).await?),
+    };
     engine
         .commit(Change {
             session,
@@ -259,8 +282,46 @@ fn capped(t: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
     t.min(deadline)
 }
 
-fn encode(state: &WorkState) -> String {
-    serde_json::to_string(state).unwrap_or_else(|_| "{}".into())
+/// `state` as the `work` column holds it: its certificate bundle stored apart and named.
+async fn stored(engine: &Engine, state: &WorkState) -> Result<String, StoreError> {
+    let certificate_ref = match &state.certificate {
+        Some(bundle) => Some(engine.bundles.store(&*engine.store, bundle).await?),
+        None => state.certificate_ref.clone(),
+    };
+    let work = StoredWork {
+        provider: &state.provider,
+        certificate_ref: certificate_ref.as_deref(),
+        unreachable: state.unreachable.as_deref(),
+        cms_attributes: state.cms_attributes.as_deref(),
+    };
+    serde_json::to_string(&work).map_err(|e| StoreError::Corrupt(format!("work state: {e}")))
+}
+
+/// [`WorkState`] as stored.
+#[derive(Serialize)]
+struct StoredWork<'a> {
+    provider: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_ref: Option<&'a str>,
+    unreachable: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cms_attributes: Option<&'a str>,
+}
+
+/// Puts the bundle that `state` names back into it. A bundle missing from the store leaves
+/// the certificate unknown, and the check fails as it would without one.
+async fn load_certificate(engine: &Engine, state: &mut WorkState) -> Result<(), StoreError> {
+    if state.certificate.is_some() {
+        return Ok(());
+    }
+    let Some(digest) = state.certificate_ref.as_deref() else {
+        return Ok(());
+    };
+    match engine.bundles.get(&*engine.store, digest).await? {
+        Some(bundle) => state.certificate = Some(std::sync::Arc::unwrap_or_clone(bundle)),
+        None => tracing::error!(digest, "a session's certificate bundle is not in the store"),
+    }
+    Ok(())
 }
 
 fn observe<T>(entry: &ProviderEntry, op: &'static str, r: &Result<T, ProviderError>) {

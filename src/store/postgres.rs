@@ -406,4 +406,25 @@ impl Store for PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cert_bundles (digest, bundle, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(bundle)
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn bundle(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        let bundle = sqlx::query_scalar("SELECT bundle FROM cert_bundles WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(bundle)
+    }
 }

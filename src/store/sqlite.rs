@@ -325,4 +325,22 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
+
+    async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError> {
+        let (digest, bundle) = (digest.to_owned(), bundle.to_owned());
+        self.write(|reply| Op::Bundle {
+            digest,
+            bundle,
+            reply,
+        })
+        .await
+    }
+
+    async fn bundle(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        let bundle = sqlx::query_scalar("SELECT bundle FROM cert_bundles WHERE digest = ?")
+            .bind(digest)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(bundle)
+    }
 }

@@ -106,6 +106,34 @@ async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
     }
     gateway.0.kill().expect("kill -9");
     let _ = gateway.0.wait();
+    // Each session's work names its signer's certificate bundle, stored once apart; the new
+    // process, which has never seen them, reads them back to verify the signatures.
+    {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", dir.path().join("kyso.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("open db");
+        let works: Vec<String> = sqlx::query_scalar("SELECT work FROM sessions")
+            .fetch_all(&mut db)
+            .await
+            .expect("works");
+        assert_eq!(works.len(), ids.len());
+        for work in &works {
+            let work: Value = serde_json::from_str(work).expect("work json");
+            assert!(work.get("certificate").is_none(), "{work}");
+            assert_eq!(
+                work["certificate_ref"].as_str().map(str::len),
+                Some(64),
+                "{work}"
+            );
+        }
+        let bundles: i64 = sqlx::query_scalar("SELECT count(*) FROM cert_bundles")
+            .fetch_one(&mut db)
+            .await
+            .expect("bundles");
+        assert_eq!(bundles, signers.len() as i64);
+    }
 
     let port2 = free_port();
     let _gateway2 = start(&config, port2).await;

@@ -1192,3 +1192,25 @@ async fn a_push_claim_keeps_a_later_next_check_on_postgres() {
             .expect("read");
     assert!(lease.is_some() && next == lease, "{next:?} / {lease:?}");
 }
+
+/// A certificate bundle is stored once under its digest and read back by it.
+async fn bundles_story(store: Arc<dyn Store>) {
+    assert_eq!(store.bundle("ab").await.expect("read"), None);
+    store
+        .put_bundle("ab", r#"{"certificate":"AA=="}"#)
+        .await
+        .expect("put");
+    // A second put of the digest changes nothing (another session of the same signer).
+    store
+        .put_bundle("ab", r#"{"other":true}"#)
+        .await
+        .expect("put again");
+    let got = store.bundle("ab").await.expect("read");
+    assert_eq!(got.as_deref(), Some(r#"{"certificate":"AA=="}"#));
+}
+
+on_both_stores!(
+    bundles_story,
+    bundles_are_stored_once_on_sqlite,
+    bundles_are_stored_once_on_postgres
+);

@@ -6,7 +6,7 @@
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use chrono::{DateTime, Utc};
 
-use super::{capped, encode, fail, observe, WorkState};
+use super::{capped, fail, observe, stored, WorkState};
 use crate::domain::{ErrorCode, Format, Session, SignResult};
 use crate::engine::Engine;
 use crate::providers::registry::ProviderEntry;
@@ -58,7 +58,7 @@ pub(super) async fn prepare_cms(
         Err(ProviderError::Transient(msg)) => {
             state.unreachable = Some(msg);
             let next = capped(now + entry.retry_budget, session.expires_at);
-            let work = encode(state);
+            let work = stored(engine, state).await?;
             return engine
                 .store
                 .reschedule(&session.id, expected, next, Some(&work))
@@ -71,7 +71,7 @@ pub(super) async fn prepare_cms(
             state.cms_attributes = Some(BASE64_STANDARD.encode(attributes));
             state.certificate = Some(bundle);
             state.unreachable = None;
-            let work = encode(state);
+            let work = stored(engine, state).await?;
             engine
                 .store
                 .reschedule(&session.id, expected, now, Some(&work))

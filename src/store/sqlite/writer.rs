@@ -18,7 +18,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::{Created, Event, NewSession, StatusWrite, StoreError};
+use super::super::{ms, Created, Event, NewSession, StatusWrite, StoreError};
 use super::sql::{
     apply_many, claim, create, create_many, mark_woken, plain, reschedule, update_ids, wake_many,
     Seqs, WakeClaim, Woke, APPLY_CHUNK,
@@ -66,6 +66,12 @@ pub(super) enum Op {
         providers: String,
         only_expired: bool,
         reply: oneshot::Sender<Result<Claimed, StoreError>>,
+    },
+    /// Stores a certificate bundle under its digest, unless it is there already.
+    Bundle {
+        digest: String,
+        bundle: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// `sql` with `(…)` standing for the id list and one leading time parameter.
     Ids {
@@ -124,7 +130,7 @@ impl Op {
             Op::Reschedule { reply, .. } => drop(reply.send(Err(e()))),
             Op::Wake { reply, .. } => drop(reply.send(Err(e()))),
             Op::Claim { reply, .. } => drop(reply.send(Err(e()))),
-            Op::Ids { reply, .. } => drop(reply.send(Err(e()))),
+            Op::Ids { reply, .. } | Op::Bundle { reply, .. } => drop(reply.send(Err(e()))),
         }
     }
 }
@@ -455,5 +461,23 @@ async fn execute(
             Ok(()) => Ok(Reply::Done(reply)),
             Err(e) => Err((Reply::Done(reply), e)),
         },
+        Op::Bundle {
+            digest,
+            bundle,
+            reply,
+        } => {
+            let stored = sqlx::query(
+                "INSERT OR IGNORE INTO cert_bundles (digest, bundle, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(digest)
+            .bind(bundle)
+            .bind(ms(chrono::Utc::now()))
+            .execute(&mut *conn)
+            .await;
+            match stored {
+                Ok(_) => Ok(Reply::Done(reply)),
+                Err(e) => Err((Reply::Done(reply), e.into())),
+            }
+        }
     }
 }
