@@ -1,9 +1,10 @@
--- A signer's certificate with the chain its provider handed over, stored once under the
--- SHA-256 of its JSON. An unfinished session's `work` names it by that digest instead of
--- carrying its ~4 KB, which every status change wrote to TOAST again and every push's claim
--- read back, and many sessions share one signer's bundle.
+-- A signer's certificate with the chain its provider handed over, stored once under a
+-- SHA-256 over its DER certificates (each preceded by its length, the signer's first). An
+-- unfinished session's `work` names it by that digest instead of carrying its ~4 KB, which
+-- every status change wrote to TOAST again and every push's claim read back, and many
+-- sessions share one signer's bundle.
 CREATE TABLE cert_bundles (
-    digest     TEXT PRIMARY KEY,            -- lowercase hex SHA-256 of `bundle`
+    digest     TEXT PRIMARY KEY,            -- lowercase hex; see engine/bundles.rs
     bundle     TEXT NOT NULL,               -- {"certificate": base64 DER, "chain": [...]}
     created_at BIGINT NOT NULL              -- unix ms
 );

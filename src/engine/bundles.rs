@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::providers::CertBundle;
 use crate::store::{Store, StoreError};
 
-/// Bundles remembered; past this the memory starts over (a bundle is ~4 KB).
+/// Bundles remembered (a bundle is ~4 KB); past this one is forgotten for each new one.
 const KEPT: usize = 4_096;
 
 #[derive(Default)]
@@ -80,7 +80,10 @@ impl Bundles {
     fn remember(&self, digest: &str, bundle: Arc<CertBundle>) {
         let mut known = self.lock();
         if known.len() >= KEPT {
-            known.clear();
+            // Any one makes room: a bundle forgotten is read again (or stored again, a no-op).
+            if let Some(old) = known.keys().next().cloned() {
+                known.remove(&old);
+            }
         }
         known.insert(digest.to_owned(), bundle);
     }

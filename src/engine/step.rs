@@ -51,7 +51,6 @@ pub(super) async fn run(
         .as_deref()
         .and_then(|w| serde_json::from_str(w).ok())
         .unwrap_or_default();
-    load_certificate(engine, &mut state).await?;
     let expected = session.status;
     let now = Utc::now();
     // At the deadline a session on a phone gets one last status check: an answer given within
@@ -96,6 +95,7 @@ pub(super) async fn run(
                     // A CMS session keeps the certificate its signed attributes name.
                     if state.cms_attributes.is_none() {
                         state.certificate = started.certificate;
+                        state.certificate_ref = None;
                     }
                     state.unreachable = None;
                     session.become_(Status::AwaitingUser, now);
@@ -154,6 +154,13 @@ pub(super) async fn run(
                     scheme,
                     certificate,
                 }) => {
+                    // A CMS session's check compares with the certificate it prepared.
+                    let needed = certificate.is_none() || session.format == Format::Cms;
+                    if let Some(f) = load_certificate(engine, &mut state).await? {
+                        if needed {
+                            return fail(engine, &mut session, expected, f, now).await;
+                        }
+                    }
                     let bundle = certificate.or_else(|| state.certificate.clone());
                     let judged = judge(entry, &session, &state, &signature, scheme, bundle, now);
                     match judged.await {
@@ -166,6 +173,11 @@ pub(super) async fn run(
                     }
                 }
                 Ok(Outcome::SignedCms { cms, certificate }) => {
+                    if let Some(f) = load_certificate(engine, &mut state).await? {
+                        if certificate.is_none() {
+                            return fail(engine, &mut session, expected, f, now).await;
+                        }
+                    }
                     let bundle = certificate.or_else(|| state.certificate.clone());
                     match judge_cms(entry, &session, &cms, bundle, now).await {
                         Ok(result) => {
@@ -308,20 +320,35 @@ struct StoredWork<'a> {
     cms_attributes: Option<&'a str>,
 }
 
-/// Puts the bundle that `state` names back into it. A bundle missing from the store leaves
-/// the certificate unknown, and the check fails as it would without one.
-async fn load_certificate(engine: &Engine, state: &mut WorkState) -> Result<(), StoreError> {
+/// Puts the bundle that `state` names back into it, for the check of a signature. `Ok(Some)`
+/// when the bundle cannot be had (not in the store, or not what its name says): the session
+/// cannot be checked and ends with that failure, rather than retrying a read that will not
+/// change. A database that does not answer is an error: the step is tried again.
+async fn load_certificate(
+    engine: &Engine,
+    state: &mut WorkState,
+) -> Result<Option<Failure>, StoreError> {
     if state.certificate.is_some() {
-        return Ok(());
+        return Ok(None);
     }
     let Some(digest) = state.certificate_ref.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
-    match engine.bundles.get(&*engine.store, digest).await? {
-        Some(bundle) => state.certificate = Some(std::sync::Arc::unwrap_or_clone(bundle)),
-        None => tracing::error!(digest, "a session's certificate bundle is not in the store"),
-    }
-    Ok(())
+    let why = match engine.bundles.get(&*engine.store, digest).await {
+        Ok(Some(bundle)) => {
+            state.certificate = Some(std::sync::Arc::unwrap_or_clone(bundle));
+            return Ok(None);
+        }
+        Ok(None) => format!("certificate bundle {digest} is not in the database"),
+        Err(StoreError::Corrupt(e)) => e,
+        Err(e) => return Err(e),
+    };
+    tracing::error!(error = %why, "a session's stored certificate is lost");
+    Ok(Some(Failure {
+        code: ErrorCode::UntrustedCertificate,
+        provider_code: None,
+        message: format!("the certificate the provider named at start is lost: {why}"),
+    }))
 }
 
 fn observe<T>(entry: &ProviderEntry, op: &'static str, r: &Result<T, ProviderError>) {

@@ -196,8 +196,9 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Stores a certificate bundle under `digest` (the hex SHA-256 of `bundle`), durably, before
-    /// a session's work names it; storing a digest already there changes nothing.
+    /// Stores a certificate bundle (JSON) under `digest` (its name, see `engine::bundles`),
+    /// durably, before a session's work names it; storing a digest already there changes
+    /// nothing.
     async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError>;
     /// The bundle stored under `digest`.
     async fn bundle(&self, digest: &str) -> Result<Option<String>, StoreError>;

@@ -211,3 +211,79 @@ async fn a_graceful_restart_keeps_waiting_sessions_and_their_event_sequence() {
         "the outbox sequence continues across the restart"
     );
 }
+
+/// A session of `signer` on the phone, after a restart (so no bundle is held in memory):
+/// the app, the session id, the phone request's id and a connection to the database.
+async fn on_phone_after_restart(
+    signer: &str,
+) -> (
+    crate::helpers::TestApp,
+    String,
+    String,
+    sqlx::SqliteConnection,
+) {
+    use sqlx::Connection as _;
+    let mut app = crate::helpers::spawn_app().await;
+    let s = app.start(signer, json!({})).await;
+    let id = s["id"].as_str().expect("id").to_owned();
+    let rid = app.phone_requests(signer).await[0]["id"]
+        .as_str()
+        .expect("rid")
+        .to_owned();
+    app.restart().await;
+    let url = format!("sqlite://{}", app.dir.path().join("kyso.db").display());
+    let db = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open db");
+    (app, id, rid, db)
+}
+
+/// A session whose stored certificate bundle is gone (deleted by hand, a restore without that
+/// table) cannot have its signature checked: it ends failed and says why, rather than retrying
+/// a read that cannot succeed.
+#[tokio::test]
+async fn a_session_whose_stored_certificate_is_lost_ends_failed() {
+    let (app, id, rid, mut db) = on_phone_after_restart("001099023999").await;
+    let gone = sqlx::query("DELETE FROM cert_bundles")
+        .execute(&mut db)
+        .await
+        .expect("delete");
+    assert_eq!(gone.rows_affected(), 1);
+    app.mock_json(
+        reqwest::Method::POST,
+        &format!("/admin/requests/{rid}/approve"),
+    )
+    .await;
+    let done = app.finish(&id, 20).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "untrusted_certificate", "{done}");
+    let message = done["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is lost"), "{done}");
+}
+
+/// Work written before bundles were stored apart carries the certificate inline, and still
+/// verifies (here with the bundle table emptied, so nothing else could supply it).
+#[tokio::test]
+async fn a_work_state_with_its_certificate_inline_still_verifies() {
+    let (app, id, rid, mut db) = on_phone_after_restart("001099024999").await;
+    let inlined = sqlx::query(
+        "UPDATE sessions SET work = json_set(json_remove(work, '$.certificate_ref'),
+                                             '$.certificate', json(b.bundle))
+         FROM cert_bundles b WHERE sessions.work ->> '$.certificate_ref' = b.digest",
+    )
+    .execute(&mut db)
+    .await
+    .expect("inline");
+    assert_eq!(inlined.rows_affected(), 1);
+    sqlx::query("DELETE FROM cert_bundles")
+        .execute(&mut db)
+        .await
+        .expect("delete");
+    app.mock_json(
+        reqwest::Method::POST,
+        &format!("/admin/requests/{rid}/approve"),
+    )
+    .await;
+    let done = app.finish(&id, 20).await;
+    assert_eq!(done["status"], "signed", "{done}");
+}

@@ -932,14 +932,15 @@ async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64,
     }
 }
 
-/// Moves `s` from pending to awaiting_user (next checked in a minute), alone in its write.
+/// Moves `s` from pending to awaiting_user (next checked in ten seconds, within a lease), alone
+/// in its write.
 async fn to_awaiting(store: &dyn Store, s: &Session) {
     let mut next = s.clone();
     assert!(next.become_(Status::AwaitingUser, Utc::now()));
     let change = Change {
         session: &next,
         expected: Status::Pending,
-        next_check_at: Some(Utc::now() + chrono::Duration::seconds(60)),
+        next_check_at: Some(Utc::now() + chrono::Duration::seconds(10)),
         work: None,
     };
     assert!(store.apply(change).await.expect("apply").is_some());
@@ -1156,7 +1157,7 @@ async fn a_push_claim_keeps_a_later_next_check_on_postgres() {
         .expect("read");
     assert_eq!(before, after, "the claim moved a later next check");
 
-    // Three updates so far (status change, claim); the statistics arrive late.
+    // Two updates so far (status change, claim); the statistics arrive late.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let hot = loop {
         let (updates, hot): (i64, i64) = sqlx::query_as(

@@ -104,16 +104,16 @@ async fn wake_many(
                    AND s.next_check_at IS NOT NULL
                    AND (s.lease_until IS NULL OR s.lease_until < $3)
                  ORDER BY s.id FOR UPDATE OF s)
-             -- A session due later (the usual push: it came before the first poll) keeps
-             -- its next check, so the claim changes no indexed column and PostgreSQL can
+             -- A session due later, within the lease (the usual push: it came before the
+             -- first poll), keeps its next check, so the claim changes no indexed column and PostgreSQL can
              -- write it as a heap-only tuple, without an entry in every index. One already
              -- due moves to the lease's end, as a leased create: kept at now, pushed
              -- sessions filled the head of the due index, walked by every look at due work
              -- only to be skipped as leased. A claim given back unstarted is made due at
              -- once by `release`.
              UPDATE sessions s SET lease_owner = $4, lease_until = $5, woken = FALSE,
-                 next_check_at = CASE WHEN s.next_check_at > $3 THEN s.next_check_at
-                                      ELSE $5 END
+                 next_check_at = CASE WHEN s.next_check_at > $3 AND s.next_check_at <= $5
+                                      THEN s.next_check_at ELSE $5 END
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider, s.body, s.work",
         )
