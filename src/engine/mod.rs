@@ -16,6 +16,9 @@ const IDLE_RECHECK: Duration = Duration::from_millis(10);
 /// The scheduler reads the next due time at most this often (see [`NextDue`]).
 const NEXT_DUE_EVERY: Duration = Duration::from_millis(20);
 
+/// Shortest sleep between two looks at due work that were not woken.
+const SHORTEST_SLEEP: Duration = Duration::from_millis(5);
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,11 +60,13 @@ pub struct Engine {
 /// The next due time as last read. Every finished step wakes the scheduler, and each look at
 /// due work used to end by reading the next due time for its sleep: under load hundreds of
 /// reads a second, each walking the due index past the sessions in flight (~10 % of
-/// PostgreSQL's statement time in the throughput bench). Work due now never waits for this
-/// (what makes a session due now also wakes the scheduler, and the look itself claims it); the
-/// time only bounds the sleep. So it is read at most every [`NEXT_DUE_EVERY`], and between two
-/// reads the scheduler sleeps no later than the next read: a check made due sooner by a write
-/// in between starts at most that late.
+/// PostgreSQL's statement time in the throughput bench). The time only sizes the sleep: what
+/// this instance makes due now (a create or push that could not start, a claim given back)
+/// wakes the scheduler anyway. So it is read at most every [`NEXT_DUE_EVERY`], and between two
+/// reads the scheduler sleeps no later than the next read: what became due meanwhile without
+/// a wake (a check moved sooner, another instance's write, a dead instance's lease running
+/// out) is looked at no more than that later than before. Sleeps stay at least
+/// [`SHORTEST_SLEEP`], as when each was read.
 #[derive(Default)]
 struct NextDue {
     /// When it was read, and the time it said to wake by.
@@ -73,7 +78,8 @@ impl NextDue {
     fn sleep(&self, now: tokio::time::Instant) -> Option<Duration> {
         let (read, by) = self.last?;
         let next_read = read + NEXT_DUE_EVERY;
-        (now < next_read).then(|| by.min(next_read).saturating_duration_since(now))
+        let sleep = by.min(next_read).saturating_duration_since(now);
+        (now < next_read).then(|| sleep.max(SHORTEST_SLEEP))
     }
 
     /// Notes a read at `now` that said to sleep `sleep`.
@@ -286,7 +292,7 @@ impl Engine {
             Ok(Some(at)) => (at - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .clamp(Duration::from_millis(5), self.config.tick),
+                .clamp(SHORTEST_SLEEP, self.config.tick),
             _ => self.config.tick,
         }
     }
@@ -471,13 +477,16 @@ mod tests {
         // Read: due in 5 s. Looks within 20 ms use it, sleeping only until the next read.
         next.read(start, 5_000 * MS);
         assert_eq!(next.sleep(start), Some(20 * MS));
-        assert_eq!(next.sleep(start + 15 * MS), Some(5 * MS));
+        assert_eq!(next.sleep(start + 12 * MS), Some(8 * MS));
         assert_eq!(next.sleep(start + 20 * MS), None, "time to read again");
-        // Read: due in 3 ms, sooner than the next read: wake then.
+        // Read: due in 8 ms, sooner than the next read: wake then.
         let t = start + 20 * MS;
-        next.read(t, 3 * MS);
-        assert_eq!(next.sleep(t + MS), Some(2 * MS));
-        assert_eq!(next.sleep(t + 10 * MS), Some(Duration::ZERO), "already due");
+        next.read(t, 8 * MS);
+        assert_eq!(next.sleep(t + MS), Some(7 * MS));
+        // Past it, or nearly: still the shortest sleep, never a loop without a pause (a look
+        // that only gave claims back is woken by nothing else).
+        assert_eq!(next.sleep(t + 6 * MS), Some(SHORTEST_SLEEP));
+        assert_eq!(next.sleep(t + 10 * MS), Some(SHORTEST_SLEEP), "already due");
         assert_eq!(next.sleep(t + 25 * MS), None);
     }
 }

@@ -155,9 +155,8 @@ pub(super) async fn run(
                     certificate,
                 }) => {
                     // A CMS session's check compares with the certificate it prepared.
-                    let needed = certificate.is_none() || session.format == Format::Cms;
-                    if let Some(f) = load_certificate(engine, &mut state).await? {
-                        if needed {
+                    if certificate.is_none() || session.format == Format::Cms {
+                        if let Some(f) = load_certificate(engine, &mut state).await? {
                             return fail(engine, &mut session, expected, f, now).await;
                         }
                     }
@@ -173,8 +172,8 @@ pub(super) async fn run(
                     }
                 }
                 Ok(Outcome::SignedCms { cms, certificate }) => {
-                    if let Some(f) = load_certificate(engine, &mut state).await? {
-                        if certificate.is_none() {
+                    if certificate.is_none() {
+                        if let Some(f) = load_certificate(engine, &mut state).await? {
                             return fail(engine, &mut session, expected, f, now).await;
                         }
                     }
