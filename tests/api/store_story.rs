@@ -9,7 +9,8 @@ use chrono::Utc;
 use kyso::domain::{Session, SessionId, Status};
 use kyso::events::Hub;
 use kyso::store::{
-    self, Change, Created, ListFilter, NewSession, Store, StoreOptions, Woken, Work,
+    self, Change, Created, Event, ListFilter, NewSession, Store, StoreError, StoreOptions, Woken,
+    Work,
 };
 use sqlx::Connection;
 
@@ -935,6 +936,11 @@ async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64,
 /// Moves `s` from pending to awaiting_user (next checked in ten seconds, within a lease), alone
 /// in its write.
 async fn to_awaiting(store: &dyn Store, s: &Session) {
+    assert!(apply_awaiting(store, s).await.expect("apply").is_some());
+}
+
+/// Writes `s` moved from pending to awaiting_user (next checked in ten seconds).
+async fn apply_awaiting(store: &dyn Store, s: &Session) -> Result<Option<Event>, StoreError> {
     let mut next = s.clone();
     assert!(next.become_(Status::AwaitingUser, Utc::now()));
     let change = Change {
@@ -943,7 +949,7 @@ async fn to_awaiting(store: &dyn Store, s: &Session) {
         next_check_at: Some(Utc::now() + chrono::Duration::seconds(10)),
         work: None,
     };
-    assert!(store.apply(change).await.expect("apply").is_some());
+    store.apply(change).await
 }
 
 /// A deployment starts with an empty `sessions` table and keeps its connections while the table
@@ -1215,3 +1221,72 @@ on_both_stores!(
     bundles_are_stored_once_on_sqlite,
     bundles_are_stored_once_on_postgres
 );
+
+/// A change PostgreSQL refuses fails alone: the writer's batch of status changes and the
+/// waker's batch of push claims each fail as a whole when one row is refused, and are then run
+/// change by change, so the refused one's neighbours still succeed. A trigger refuses one
+/// session's updates (the writer's first; then the waker's).
+#[tokio::test]
+async fn a_refused_change_fails_alone_on_postgres() {
+    let Some((db, store)) = postgres_store("a_refused_change_fails_alone_on_postgres").await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let sessions: Vec<Session> = (0..8)
+        .map(|i| session("t1", &format!("0010995{i:05}"), &format!("r{i}")))
+        .collect();
+    for s in &sessions {
+        store.create(&new(s, None, 1, true)).await.expect("create");
+    }
+    let refuse = |id: &SessionId| {
+        format!(
+            "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.id = '{id}' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                 RETURN NEW;
+             END $$"
+        )
+    };
+    sqlx::query(&refuse(&sessions[3].id))
+        .execute(&mut conn)
+        .await
+        .expect("function");
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION refuse()",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("trigger");
+
+    // One task, one thread: every change is queued before the writer runs.
+    let applied =
+        futures_util::future::join_all(sessions.iter().map(|s| apply_awaiting(&*store, s))).await;
+    for (i, result) in applied.iter().enumerate() {
+        match (i, result) {
+            (3, Err(_)) => {}
+            (3, Ok(_)) => panic!("the refused change succeeded"),
+            (_, Ok(Some(_))) => {}
+            (_, other) => panic!("change {i} failed with its refused neighbour: {other:?}"),
+        }
+    }
+
+    // Now the waker: session 5's claim is refused.
+    sqlx::query(&refuse(&sessions[5].id))
+        .execute(&mut conn)
+        .await
+        .expect("function");
+    let woken = futures_util::future::join_all(
+        sessions
+            .iter()
+            .map(|s| store.wake(&s.id, "vnpt-smartca", true)),
+    )
+    .await;
+    for (i, result) in woken.iter().enumerate() {
+        match (i, result) {
+            (5, Err(_)) => {}
+            (5, Ok(w)) => panic!("the refused claim succeeded: {w:?}"),
+            (_, Ok(Woken::Claimed(_))) => {}
+            (_, other) => panic!("push {i} failed with its refused neighbour: {other:?}"),
+        }
+    }
+}
