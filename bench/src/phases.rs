@@ -327,7 +327,7 @@ async fn fresh_database(
     );
     conn.execute(format!("CREATE DATABASE {name}").as_str())
         .await?;
-    let url = database_url(admin, &name);
+    let url = database_url(admin, &name)?;
     let drop_db = async move {
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
         let _ = conn.execute(sql.as_str()).await;
@@ -336,18 +336,10 @@ async fn fresh_database(
 }
 
 /// `admin` with its database replaced by `name`; the query (`?sslmode=…`) kept.
-fn database_url(admin: &str, name: &str) -> String {
-    let (url, query) = match admin.split_once('?') {
-        Some((url, query)) => (url, format!("?{query}")),
-        None => (admin, String::new()),
-    };
-    // The database is the path after the authority (`scheme://user@host:port`).
-    let authority_end = url
-        .find("://")
-        .map(|i| i + 3)
-        .and_then(|from| url[from..].find('/').map(|j| from + j))
-        .unwrap_or(url.len());
-    format!("{}/{name}{query}", &url[..authority_end])
+fn database_url(admin: &str, name: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(admin)?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.into())
 }
 
 fn machine() -> String {
@@ -388,7 +380,7 @@ mod tests {
             ),
         ];
         for (admin, want) in cases {
-            assert_eq!(database_url(admin, "kb"), want, "{admin}");
+            assert_eq!(database_url(admin, "kb").expect("url"), want, "{admin}");
         }
     }
 }
