@@ -106,20 +106,8 @@ pub(super) async fn run(
                     fail(engine, &mut session, expected, f, Utc::now()).await
                 }
                 Err(ProviderError::Transient(msg)) => {
-                    // Try again later with the same transaction id; at the deadline the
-                    // session ends `provider_unavailable`.
-                    state.unreachable = Some(msg);
-                    let next = capped(Utc::now() + entry.retry_budget, session.expires_at);
-                    engine
-                        .store
-                        .reschedule(
-                            &session.id,
-                            expected,
-                            next,
-                            Some(&stored(engine, &state).await?),
-                        )
-                        .await
-                        .map(drop)
+                    // Try again later with the same transaction id.
+                    retry_later(engine, entry, &session, expected, &mut state, msg, now).await
                 }
             }
         }
@@ -139,15 +127,9 @@ pub(super) async fn run(
                 }
                 Ok(Outcome::Waiting { next_check_in }) => {
                     let next = capped(now + next_check_in, session.expires_at);
-                    let work = match state.unreachable.take() {
-                        Some(_) => Some(stored(engine, &state).await?),
-                        None => None,
-                    };
-                    engine
-                        .store
-                        .reschedule(&session.id, expected, next, work.as_deref())
-                        .await
-                        .map(drop)
+                    // The work changes only when the last check had failed.
+                    let changed = state.unreachable.take().is_some();
+                    reschedule(engine, &session, expected, next, changed.then_some(&state)).await
                 }
                 Ok(Outcome::Signed {
                     signature,
@@ -204,18 +186,7 @@ pub(super) async fn run(
                 }
                 Err(ProviderError::Transient(msg)) => {
                     // Keep waiting: the user may still answer once the provider is back.
-                    state.unreachable = Some(msg);
-                    let next = capped(now + entry.retry_budget, session.expires_at);
-                    engine
-                        .store
-                        .reschedule(
-                            &session.id,
-                            expected,
-                            next,
-                            Some(&stored(engine, &state).await?),
-                        )
-                        .await
-                        .map(drop)
+                    retry_later(engine, entry, &session, expected, &mut state, msg, now).await
                 }
             }
         }
@@ -285,6 +256,41 @@ async fn commit(
             next_check_at,
             work: work.as_deref(),
         })
+        .await
+        .map(drop)
+}
+
+/// The provider could not be reached: notes why and checks again after its retry budget (at
+/// the deadline the session ends `provider_unavailable`).
+async fn retry_later(
+    engine: &Engine,
+    entry: &ProviderEntry,
+    session: &Session,
+    expected: Status,
+    state: &mut WorkState,
+    why: String,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    state.unreachable = Some(why);
+    let next = capped(now + entry.retry_budget, session.expires_at);
+    reschedule(engine, session, expected, next, Some(state)).await
+}
+
+/// Moves `session`'s next check without a status change, writing `state` when given.
+async fn reschedule(
+    engine: &Engine,
+    session: &Session,
+    expected: Status,
+    next: DateTime<Utc>,
+    state: Option<&WorkState>,
+) -> Result<(), StoreError> {
+    let work = match state {
+        Some(state) => Some(stored(engine, state).await?),
+        None => None,
+    };
+    engine
+        .store
+        .reschedule(&session.id, expected, next, work.as_deref())
         .await
         .map(drop)
 }

@@ -6,7 +6,7 @@
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use chrono::{DateTime, Utc};
 
-use super::{capped, fail, observe, stored, WorkState};
+use super::{fail, observe, reschedule, retry_later, WorkState};
 use crate::domain::{ErrorCode, Format, Session, SignResult};
 use crate::engine::Engine;
 use crate::providers::registry::ProviderEntry;
@@ -56,14 +56,7 @@ pub(super) async fn prepare_cms(
         }
         Err(ProviderError::Final(f)) => return fail(engine, session, expected, f, now).await,
         Err(ProviderError::Transient(msg)) => {
-            state.unreachable = Some(msg);
-            let next = capped(now + entry.retry_budget, session.expires_at);
-            let work = stored(engine, state).await?;
-            return engine
-                .store
-                .reschedule(&session.id, expected, next, Some(&work))
-                .await
-                .map(drop);
+            return retry_later(engine, entry, session, expected, state, msg, now).await
         }
     };
     match cms_build::signed_attributes(&session.digest, now, &bundle.certificate) {
@@ -71,12 +64,7 @@ pub(super) async fn prepare_cms(
             state.cms_attributes = Some(BASE64_STANDARD.encode(attributes));
             state.certificate = Some(bundle);
             state.unreachable = None;
-            let work = stored(engine, state).await?;
-            engine
-                .store
-                .reschedule(&session.id, expected, now, Some(&work))
-                .await
-                .map(drop)
+            reschedule(engine, session, expected, now, Some(state)).await
         }
         Err(e) => {
             let f = failure(ErrorCode::UntrustedCertificate, e.to_string());
