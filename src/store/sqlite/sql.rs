@@ -401,6 +401,21 @@ pub(super) async fn update_ids(
     Ok(())
 }
 
+/// Stores a certificate bundle under its digest, unless one is there already.
+pub(super) async fn put_bundle(
+    conn: &mut SqliteConnection,
+    digest: &str,
+    bundle: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO cert_bundles (digest, bundle, created_at) VALUES (?, ?, ?)")
+        .bind(digest)
+        .bind(bundle)
+        .bind(ms(Utc::now()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{pieces, PIECES};

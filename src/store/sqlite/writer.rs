@@ -18,10 +18,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::{ms, Created, Event, NewSession, StatusWrite, StoreError};
+use super::super::{Created, Event, NewSession, StatusWrite, StoreError};
 use super::sql::{
-    apply_many, claim, create, create_many, mark_woken, plain, reschedule, update_ids, wake_many,
-    Seqs, WakeClaim, Woke, APPLY_CHUNK,
+    apply_many, claim, create, create_many, mark_woken, plain, put_bundle, reschedule, update_ids,
+    wake_many, Seqs, WakeClaim, Woke, APPLY_CHUNK,
 };
 use crate::domain::{SessionId, Status};
 
@@ -465,19 +465,9 @@ async fn execute(
             digest,
             bundle,
             reply,
-        } => {
-            let stored = sqlx::query(
-                "INSERT OR IGNORE INTO cert_bundles (digest, bundle, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(digest)
-            .bind(bundle)
-            .bind(ms(chrono::Utc::now()))
-            .execute(&mut *conn)
-            .await;
-            match stored {
-                Ok(_) => Ok(Reply::Done(reply)),
-                Err(e) => Err((Reply::Done(reply), e.into())),
-            }
-        }
+        } => match put_bundle(conn, &digest, &bundle).await {
+            Ok(()) => Ok(Reply::Done(reply)),
+            Err(e) => Err((Reply::Done(reply), e)),
+        },
     }
 }
