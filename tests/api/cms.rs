@@ -91,16 +91,9 @@ async fn the_signed_attributes_survive_a_restart_while_the_user_decides() {
     let mut app = spawn_app().await;
     let s = app.start("001099023999", cms_session()).await;
     let id = s["id"].as_str().expect("id").to_owned();
-    let rid = app.phone_requests("001099023999").await[0]["id"]
-        .as_str()
-        .expect("request id")
-        .to_owned();
+    let rid = app.first_prompt("001099023999").await;
     app.restart().await;
-    app.mock_json(
-        reqwest::Method::POST,
-        &format!("/admin/requests/{rid}/approve"),
-    )
-    .await;
+    app.approve(&rid).await;
     let done = app.finish(&id, 30).await;
     assert_eq!(done["status"], "signed", "{done}");
     assert!(openssl_accepts(&app, &done, DATA));

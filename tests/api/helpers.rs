@@ -330,6 +330,20 @@ impl TestApp {
         Vec::new()
     }
 
+    /// The id of the first phone request for `signer` (waiting until it shows up).
+    pub async fn first_prompt(&self, signer: &str) -> String {
+        self.phone_requests(signer).await[0]["id"]
+            .as_str()
+            .expect("a prompt on the phone")
+            .to_owned()
+    }
+
+    /// The user approves phone request `rid` at the mock.
+    pub async fn approve(&self, rid: &str) {
+        let path = format!("/admin/requests/{rid}/approve");
+        self.mock_json(reqwest::Method::POST, &path).await;
+    }
+
     pub async fn ws(&self, query: &str, key: Option<&str>) -> WsClient {
         let mut req = format!("ws://{}/v1/events{query}", self.addr)
             .into_client_request()

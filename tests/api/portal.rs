@@ -174,18 +174,11 @@ async fn a_long_poll_answers_as_soon_as_the_session_is_terminal() {
     let app = spawn_app().await;
     let s = app.start("001099012999", json!({})).await;
     let id = s["id"].as_str().expect("id").to_owned();
-    let rid = app.phone_requests("001099012999").await[0]["id"]
-        .as_str()
-        .expect("rid")
-        .to_owned();
+    let rid = app.first_prompt("001099012999").await;
     let started = Instant::now();
     let approve = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        app.mock_json(
-            reqwest::Method::POST,
-            &format!("/admin/requests/{rid}/approve"),
-        )
-        .await;
+        app.approve(&rid).await;
     };
     let (done, _) = tokio::join!(app.get(&id, 30), approve);
     assert_eq!(done["status"], "signed", "{done}");
@@ -229,11 +222,7 @@ async fn a_portal_cancels_a_pending_session_and_cannot_cancel_twice() {
         .expect("send");
     assert_eq!(error_of(again).await, (409, "already_terminal".into()));
     // A terminal state never changes, even when the phone answers later.
-    app.mock_json(
-        reqwest::Method::POST,
-        &format!("/admin/requests/{rid}/approve"),
-    )
-    .await;
+    app.approve(rid).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(app.get(id, 0).await["status"], "cancelled");
 }

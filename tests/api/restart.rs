@@ -109,11 +109,7 @@ async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
     // Each session's work names its signer's certificate bundle, stored once apart; the new
     // process, which has never seen them, reads them back to verify the signatures.
     {
-        use sqlx::Connection as _;
-        let url = format!("sqlite://{}", dir.path().join("kyso.db").display());
-        let mut db = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("open db");
+        let mut db = open_db(&dir.path().join("kyso.db")).await;
         let works: Vec<String> = sqlx::query_scalar("SELECT work FROM sessions")
             .fetch_all(&mut db)
             .await
@@ -186,20 +182,9 @@ async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
 
 #[tokio::test]
 async fn a_graceful_restart_keeps_waiting_sessions_and_their_event_sequence() {
-    let mut app = crate::helpers::spawn_app().await;
-    let s = app.start("001099022999", json!({})).await;
-    let id = s["id"].as_str().expect("id").to_owned();
-    let rid = app.phone_requests("001099022999").await[0]["id"]
-        .as_str()
-        .expect("rid")
-        .to_owned();
-    app.restart().await;
+    let (app, id, rid) = on_phone_after_restart("001099022999").await;
     assert!(app.dir.path().join("kyso.db").exists());
-    app.mock_json(
-        reqwest::Method::POST,
-        &format!("/admin/requests/{rid}/approve"),
-    )
-    .await;
+    app.approve(&rid).await;
     let done = app.finish(&id, 20).await;
     assert_eq!(done["status"], "signed", "{done}");
     let mut ws = app.ws("?after=0", Some(KEY)).await;
@@ -212,30 +197,24 @@ async fn a_graceful_restart_keeps_waiting_sessions_and_their_event_sequence() {
     );
 }
 
-/// A session of `signer` on the phone, after a restart (so no bundle is held in memory):
-/// the app, the session id, the phone request's id and a connection to the database.
-async fn on_phone_after_restart(
-    signer: &str,
-) -> (
-    crate::helpers::TestApp,
-    String,
-    String,
-    sqlx::SqliteConnection,
-) {
-    use sqlx::Connection as _;
+/// A session of `signer` on the phone, after a graceful restart (so no bundle is held in
+/// memory): the app, the session id and the phone request's id.
+async fn on_phone_after_restart(signer: &str) -> (crate::helpers::TestApp, String, String) {
     let mut app = crate::helpers::spawn_app().await;
     let s = app.start(signer, json!({})).await;
     let id = s["id"].as_str().expect("id").to_owned();
-    let rid = app.phone_requests(signer).await[0]["id"]
-        .as_str()
-        .expect("rid")
-        .to_owned();
+    let rid = app.first_prompt(signer).await;
     app.restart().await;
-    let url = format!("sqlite://{}", app.dir.path().join("kyso.db").display());
-    let db = sqlx::SqliteConnection::connect(&url)
+    (app, id, rid)
+}
+
+/// A connection to the SQLite file at `path`, beside the gateway's.
+async fn open_db(path: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", path.display());
+    sqlx::SqliteConnection::connect(&url)
         .await
-        .expect("open db");
-    (app, id, rid, db)
+        .expect("open db")
 }
 
 /// A session whose stored certificate bundle is gone (deleted by hand, a restore without that
@@ -243,17 +222,14 @@ async fn on_phone_after_restart(
 /// a read that cannot succeed.
 #[tokio::test]
 async fn a_session_whose_stored_certificate_is_lost_ends_failed() {
-    let (app, id, rid, mut db) = on_phone_after_restart("001099023999").await;
+    let (app, id, rid) = on_phone_after_restart("001099023999").await;
+    let mut db = open_db(&app.dir.path().join("kyso.db")).await;
     let gone = sqlx::query("DELETE FROM cert_bundles")
         .execute(&mut db)
         .await
         .expect("delete");
     assert_eq!(gone.rows_affected(), 1);
-    app.mock_json(
-        reqwest::Method::POST,
-        &format!("/admin/requests/{rid}/approve"),
-    )
-    .await;
+    app.approve(&rid).await;
     let done = app.finish(&id, 20).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["error"]["code"], "untrusted_certificate", "{done}");
@@ -265,7 +241,8 @@ async fn a_session_whose_stored_certificate_is_lost_ends_failed() {
 /// verifies (here with the bundle table emptied, so nothing else could supply it).
 #[tokio::test]
 async fn a_work_state_with_its_certificate_inline_still_verifies() {
-    let (app, id, rid, mut db) = on_phone_after_restart("001099024999").await;
+    let (app, id, rid) = on_phone_after_restart("001099024999").await;
+    let mut db = open_db(&app.dir.path().join("kyso.db")).await;
     let inlined = sqlx::query(
         "UPDATE sessions SET work = json_set(json_remove(work, '$.certificate_ref'),
                                              '$.certificate', json(b.bundle))
@@ -279,11 +256,7 @@ async fn a_work_state_with_its_certificate_inline_still_verifies() {
         .execute(&mut db)
         .await
         .expect("delete");
-    app.mock_json(
-        reqwest::Method::POST,
-        &format!("/admin/requests/{rid}/approve"),
-    )
-    .await;
+    app.approve(&rid).await;
     let done = app.finish(&id, 20).await;
     assert_eq!(done["status"], "signed", "{done}");
 }

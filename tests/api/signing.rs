@@ -106,11 +106,7 @@ async fn a_person_approves_on_the_virtual_phone() {
     }
     assert_eq!(status, "awaiting_user");
     let rid = pending[0]["id"].as_str().expect("request id");
-    app.mock_json(
-        reqwest::Method::POST,
-        &format!("/admin/requests/{rid}/approve"),
-    )
-    .await;
+    app.approve(rid).await;
     let done = app.finish(id, 20).await;
     assert_eq!(done["status"], "signed", "{done}");
 }
