@@ -449,12 +449,7 @@ async fn creates_queued_together(store: Arc<dyn Store>) {
 /// piece, PostgreSQL a batch with one statement): each gets its own answer — claimed, only
 /// marked (its session is leased), missing (unknown id, or another provider's session).
 async fn wakes_queued_together(store: Arc<dyn Store>) {
-    let sessions: Vec<Session> = (0..4)
-        .map(|i| session("t1", &format!("0010991{i:05}"), &format!("w{i}")))
-        .collect();
-    for s in &sessions {
-        store.create(&new(s, None, 1, true)).await.expect("create");
-    }
+    let sessions = created(&*store, 4, "0010991", "w").await;
     let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
     assert_eq!(claimed.len(), 4);
     // The last stays leased.
@@ -521,20 +516,9 @@ async fn pushes_queued_together_are_claimed_in_one_batch_on_postgres() {
         return;
     };
     let metrics = kyso::telemetry::metrics_handle();
-    let sessions: Vec<Session> = (0..32)
-        .map(|i| session("t1", &format!("0010994{i:05}"), &format!("g{i}")))
-        .collect();
-    for s in &sessions {
-        store.create(&new(s, None, 1, true)).await.expect("create");
-    }
+    let sessions = created(&*store, 32, "0010994", "g").await;
     let before = batch_wakes(&metrics.render());
-    // One task, one thread: every wake is queued before the waker runs.
-    let woken = futures_util::future::join_all(
-        sessions
-            .iter()
-            .map(|s| store.wake(&s.id, "vnpt-smartca", true)),
-    )
-    .await;
+    let woken = wake_all(&*store, &sessions).await;
     assert!(woken
         .into_iter()
         .all(|w| matches!(w.expect("wake"), Woken::Claimed(_))));
@@ -933,6 +917,31 @@ async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64,
     }
 }
 
+/// `n` sessions of tenant t1 created (claimable), signers `{signers}00000`…, references
+/// `{reference}0`….
+async fn created(store: &dyn Store, n: usize, signers: &str, reference: &str) -> Vec<Session> {
+    let mut sessions = Vec::with_capacity(n);
+    for i in 0..n {
+        let s = session(
+            "t1",
+            &format!("{signers}{i:05}"),
+            &format!("{reference}{i}"),
+        );
+        store.create(&new(&s, None, 1, true)).await.expect("create");
+        sessions.push(s);
+    }
+    sessions
+}
+
+/// Claiming pushes for every one of `sessions`, queued together (one task, one thread: all
+/// are queued before the waker runs).
+async fn wake_all(store: &dyn Store, sessions: &[Session]) -> Vec<Result<Woken, StoreError>> {
+    let wakes = sessions
+        .iter()
+        .map(|s| store.wake(&s.id, "vnpt-smartca", true));
+    futures_util::future::join_all(wakes).await
+}
+
 /// Moves `s` from pending to awaiting_user (next checked in ten seconds, within a lease), alone
 /// in its write.
 async fn to_awaiting(store: &dyn Store, s: &Session) {
@@ -1232,12 +1241,7 @@ async fn a_refused_change_fails_alone_on_postgres() {
         return;
     };
     let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-    let sessions: Vec<Session> = (0..8)
-        .map(|i| session("t1", &format!("0010995{i:05}"), &format!("r{i}")))
-        .collect();
-    for s in &sessions {
-        store.create(&new(s, None, 1, true)).await.expect("create");
-    }
+    let sessions = created(&*store, 8, "0010995", "r").await;
     let refuse = |id: &SessionId| {
         format!(
             "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1275,12 +1279,7 @@ async fn a_refused_change_fails_alone_on_postgres() {
         .execute(&mut conn)
         .await
         .expect("function");
-    let woken = futures_util::future::join_all(
-        sessions
-            .iter()
-            .map(|s| store.wake(&s.id, "vnpt-smartca", true)),
-    )
-    .await;
+    let woken = wake_all(&*store, &sessions).await;
     for (i, result) in woken.iter().enumerate() {
         match (i, result) {
             (5, Err(_)) => {}
