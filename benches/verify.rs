@@ -2,7 +2,8 @@
 //! verify`. Uses the OpenSSL fixtures (tests/fixtures) and an in-process OCSP source that hands
 //! back the fixture's pre-made response, so the figures are CPU only, no network.
 //!
-//! - `rsa only`: the one RSA-2048 PKCS#1 v1.5 verification of the signer's signature.
+//! - `rsa only`: the one RSA-2048 PKCS#1 v1.5 verification of the signer's signature, with
+//!   aws-lc-rs as the verifier does it.
 //! - `first`: a fresh verifier: certificate parsing, path building (two certificate
 //!   signatures), identity, OCSP request and response (two more signatures).
 //! - `cached`: the same signer again: path and revocation answer come from the caches.
@@ -18,8 +19,6 @@ use der::Decode;
 use kyso::verify::{
     verify, Fetch, RevocationPolicy, Scheme, SignatureCheck, TrustAnchors, Verifier,
 };
-use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
-use sha2::Sha256;
 
 fn read(file: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -90,15 +89,15 @@ fn main() {
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key;
-    let pkcs1 = rsa::pkcs1::RsaPublicKey::from_der(spki.raw_bytes()).expect("RSA key");
-    let key = RsaPublicKey::new(
-        BigUint::from_bytes_be(pkcs1.modulus.as_bytes()),
-        BigUint::from_bytes_be(pkcs1.public_exponent.as_bytes()),
-    )
-    .expect("key");
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        spki.raw_bytes(),
+    );
+    let lc_digest =
+        aws_lc_rs::digest::Digest::import_less_safe(&digest, &aws_lc_rs::digest::SHA256)
+            .expect("32 bytes");
     measure("rsa only (signer's signature)", 2000, || {
-        key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
-            .expect("valid");
+        key.verify_digest(&lc_digest, &signature).expect("valid");
     });
 
     measure("no revocation, no cache (verify::verify)", 1000, || {

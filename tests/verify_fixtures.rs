@@ -361,3 +361,30 @@ fn the_fixture_certificates_belong_to_the_manifest_signers() {
         "person.der names no phone"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_signer_is_judged_on_the_pool_and_a_known_one_inline() {
+    let verifier = Verifier::offline(Evidence::default());
+    let signed = Signed::new("person.der", "sig-person.pkcs1");
+    let (check, anchors) = (signed.check(), root());
+    let judge = || verifier.verify(&check, &anchors, RevocationPolicy::Off);
+    judge().await.expect("valid");
+    assert_eq!(
+        verifier.pool_runs(),
+        1,
+        "the first path is built on the pool"
+    );
+    judge().await.expect("valid");
+    assert_eq!(
+        verifier.pool_runs(),
+        1,
+        "a proven signer costs one RSA check inline"
+    );
+    let mut forged = Signed::new("person.der", "sig-person.pkcs1");
+    forged.signature[10] ^= 1;
+    assert!(verifier
+        .verify(&forged.check(), &anchors, RevocationPolicy::Off)
+        .await
+        .is_err());
+    assert_eq!(verifier.pool_runs(), 1);
+}

@@ -11,7 +11,8 @@ use super::VerifyError;
 /// Certificates a provider's signers must chain to.
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
-    pub(crate) certs: Vec<Certificate>,
+    /// Shared: a verification on the blocking pool holds its own handle.
+    pub(crate) certs: std::sync::Arc<[Certificate]>,
     /// SHA-256 over every anchor's DER: what a cached path was found against.
     pub(crate) id: [u8; 32],
 }
@@ -37,8 +38,11 @@ impl TrustAnchors {
                     VerifyError::MalformedCertificate(format!("trust anchor {}: {e}", i + 1))
                 })
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { certs, id })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            certs: certs.into(),
+            id,
+        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -23,6 +23,7 @@ mod name;
 mod ocsp;
 mod online;
 mod path;
+mod pool;
 mod revocation;
 mod tlv;
 mod uid;

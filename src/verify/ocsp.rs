@@ -5,12 +5,12 @@
 //! Nonces are not required back: many CA responders serve pre-signed answers, whose age is then
 //! bounded by thisUpdate/nextUpdate like any cached answer.
 
+use super::keys::PublicKey;
 use aws_lc_rs::digest;
 use chrono::{DateTime, Utc};
 use der::asn1::{Null, ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
 use rand::RngCore;
-use rsa::RsaPublicKey;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::ext::Extension;
@@ -200,7 +200,7 @@ fn responder_key(
     basic: &BasicOcspResponse,
     subject: Subject<'_>,
     produced_at: DateTime<Utc>,
-) -> Result<RsaPublicKey, String> {
+) -> Result<PublicKey, String> {
     let issuer = subject.issuer;
     let key_hash = |c: &Certificate| {
         let bits = c
@@ -233,9 +233,9 @@ fn responder_key(
 fn delegated(
     cert: &Certificate,
     issuer: &Certificate,
-    issuer_key: &RsaPublicKey,
+    issuer_key: &PublicKey,
     produced_at: DateTime<Utc>,
-) -> Result<RsaPublicKey, String> {
+) -> Result<PublicKey, String> {
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
         return Err("responder certificate is from another CA".into());
     }

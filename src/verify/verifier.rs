@@ -3,19 +3,21 @@
 //! revocation), with what it found on the way kept for the answer even when it refuses.
 //! A signer seen before skips the path work: its path is cached by certificate fingerprint and
 //! anchor set for as long as every certificate on it is valid, and its revocation answer until
-//! the answer's nextUpdate, so a repeat costs little more than the RSA operation.
+//! the answer's nextUpdate, so a repeat costs little more than the RSA operation. Everything
+//! else — parsing what the caller sent and building its path — runs on the verification
+//! [`Pool`], off the async workers: certificates not yet proven are attacker-shaped input.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use der::Decode;
-use rsa::RsaPublicKey;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
 use super::cache::TtlCache;
 use super::online::{Fetch, HttpFetch, Online, OnlineOptions};
+use super::pool::Pool;
 use super::revocation::{self, Evidence, Finding, RevocationPolicy, Subject};
 use super::{certificate, cms, identity, keys, path};
 use super::{Identity, SignatureCheck, TrustAnchors, Verdict, Verification, VerifyError};
@@ -88,7 +90,7 @@ pub(crate) struct Known {
     /// The signer's certificate and key, decoded once: a known signer's next signature costs
     /// the fingerprint, the lookup and the RSA operation.
     cert: Certificate,
-    key: RsaPublicKey,
+    key: keys::PublicKey,
     issuer: Certificate,
     identity: Identity,
     /// When the signer and every intermediate on its path are all valid.
@@ -119,6 +121,40 @@ impl Examined {
                 revocation_detail: Some(finding.detail()),
                 checked_at: Utc::now(),
             },
+        }
+    }
+}
+
+/// A [`SignatureCheck`] that owns its bytes, to cross onto the verification pool.
+struct OwnedCheck {
+    digest: [u8; 32],
+    signature: Vec<u8>,
+    scheme: super::Scheme,
+    certificate: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    at: DateTime<Utc>,
+}
+
+impl OwnedCheck {
+    fn new(check: &SignatureCheck<'_>) -> Self {
+        Self {
+            digest: *check.digest,
+            signature: check.signature.to_vec(),
+            scheme: check.scheme,
+            certificate: check.certificate.to_vec(),
+            chain: check.chain.to_vec(),
+            at: check.at,
+        }
+    }
+
+    fn check(&self) -> SignatureCheck<'_> {
+        SignatureCheck {
+            digest: &self.digest,
+            signature: &self.signature,
+            scheme: self.scheme,
+            certificate: &self.certificate,
+            chain: &self.chain,
+            at: self.at,
         }
     }
 }
@@ -187,6 +223,7 @@ pub struct Verifier {
     source: Source,
     /// By (certificate fingerprint, anchor set id).
     known: TtlCache<([u8; 32], [u8; 32]), Arc<Known>>,
+    pool: Pool,
 }
 
 /// A CMS SignedData to verify against the digest of the content it must be over.
@@ -211,6 +248,7 @@ impl Verifier {
         Self {
             source: Source::Online(Online::new(fetch)),
             known: TtlCache::new(KNOWN_SIGNERS),
+            pool: Pool::sized_to_cores(),
         }
     }
 
@@ -219,6 +257,7 @@ impl Verifier {
         Self {
             source: Source::Offline(evidence),
             known: TtlCache::new(KNOWN_SIGNERS),
+            pool: Pool::sized_to_cores(),
         }
     }
 
@@ -229,7 +268,7 @@ impl Verifier {
         anchors: &TrustAnchors,
         policy: RevocationPolicy,
     ) -> Result<Verdict, Refusal> {
-        let examined = self.examine_cached(check, anchors).map_err(|r| *r)?;
+        let examined = self.examine_cached(check, anchors).await.map_err(|r| *r)?;
         self.revocation(&examined, check.at, policy).await
     }
 
@@ -253,7 +292,12 @@ impl Verifier {
         self.verify(&raw, anchors, policy).await
     }
 
-    fn examine_cached(
+    /// Verification jobs run on the pool so far (path building for signers not yet known).
+    pub fn pool_runs(&self) -> u64 {
+        self.pool.runs()
+    }
+
+    async fn examine_cached(
         &self,
         check: &SignatureCheck<'_>,
         anchors: &TrustAnchors,
@@ -265,7 +309,12 @@ impl Verifier {
             .get(&key)
             .filter(|k| k.not_before <= check.at && check.at <= k.not_after);
         let Some(known) = known else {
-            let examined = examine(check, anchors)?;
+            let owned = OwnedCheck::new(check);
+            let anchors_owned = anchors.clone();
+            let examined = self
+                .pool
+                .run(move || examine(&owned.check(), &anchors_owned))
+                .await?;
             let until = (examined.known.not_after - Utc::now())
                 .to_std()
                 .unwrap_or_default();
@@ -273,7 +322,8 @@ impl Verifier {
                 .insert(key, Arc::clone(&examined.known), until.min(KNOWN_FOR));
             return Ok(examined);
         };
-        // The same bytes (SHA-256) as a certificate already proven and decoded.
+        // The same bytes (SHA-256) as a certificate already proven and decoded: one RSA
+        // operation with a key a trusted CA certified, cheap enough for the async worker.
         keys::verify_digest(&known.key, check.scheme, check.digest, check.signature)
             .map_err(|e| refuse(Stage::Signature, e, Some(known.identity.clone())))?;
         Ok(Examined { fingerprint, known })

@@ -6,10 +6,12 @@
 //! certificates carry AIA (OCSP, caIssuers) and CRL DP URLs under the mock's public base URL
 //! ([`Pki::set_public_url`]); a stored certificate naming another base URL is re-issued.
 //! Signing a precomputed SHA-256 digest (RSA PKCS#1 v1.5) happens here too, with aws-lc-rs.
+//! [`hostile`] makes what an attacker would send instead: chains built to be expensive.
 
 mod authority;
 mod credential;
 mod files;
+pub mod hostile;
 pub mod issued;
 pub mod ocsp;
 pub mod subject;
