@@ -16,6 +16,8 @@ use kyso::startup::Application;
 
 pub const API_KEY: &str = "kyso-bench-key";
 pub const TENANT: &str = "bench";
+/// A second tenant, whose requests the hostile phase times while the first one attacks.
+pub const BYSTANDER_KEY: &str = "kyso-bench-bystander-key";
 /// The SmartCA provider ids: `vnpt-smartca`, then `vnpt-smartca-2`, `-3`, …
 pub fn provider_id(i: usize) -> String {
     if i == 0 {
@@ -72,9 +74,21 @@ rate_per_s = 1000000
 allow_concurrent_per_signer = true
 # The bench reuses a few hundred signers (each needs an RSA key at the mock).
 signer_requests_per_minute = 100000000
+[[tenants]]
+id = "bystander"
+api_key_sha256 = "{bystander}"
+rate_per_s = 1000000
+allow_concurrent_per_signer = true
+signer_requests_per_minute = 100000000
+# The USB-token path trusts the mock root; the hostile phase sends it chains that do not.
+[usb]
+trust_anchors = ["{root}"]
+revocation = "off"
 "#,
             db = self.db_url,
             key = hash_api_key(API_KEY),
+            bystander = hash_api_key(BYSTANDER_KEY),
+            root = self.root.display(),
         );
         for i in 0..self.instances.max(1) {
             let (sp_id, sp_password) = sp_account(i);

@@ -6,12 +6,14 @@
 //! fresh gateway and mock: [`verification`] (signatures per second, first time and cached),
 //! [`limit`] (the floor: a bare axum route and the mock alone), [`throughput`] (end to end on
 //! SQLite with 1/2/4 SmartCA instances, and on PostgreSQL), [`latency`] (callback → WebSocket
-//! and create → phone prompt at a steady rate), and [`held`] (N sessions pending at once under
-//! a provider rate limit). `--quick` shrinks every phase; `--json` prints the rows as JSON.
+//! and create → phone prompt at a steady rate), [`hostile`] (crafted certificate chains while
+//! another tenant is timed), and [`held`] (N sessions pending at once under a provider rate
+//! limit). `--quick` shrinks every phase; `--json` prints the rows as JSON.
 
 mod client;
 mod gateway;
 mod held;
+mod hostile;
 mod latency;
 mod limit;
 mod mock;
@@ -40,7 +42,7 @@ pub struct Opts {
     /// Print the rows as JSON instead of the table.
     #[arg(long)]
     json: bool,
-    /// Only these sections: held, throughput, latency, verification, limit.
+    /// Only these sections: held, throughput, latency, verification, limit, hostile.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Pending-session counts for the held phase.

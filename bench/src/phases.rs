@@ -8,7 +8,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::report::{mib, thousands, Report, Row};
 use crate::stats::ms;
-use crate::{held, latency, limit, throughput, verification, Ctx, Opts, Resolved};
+use crate::{held, hostile, latency, limit, throughput, verification, Ctx, Opts, Resolved};
 
 pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Result<Report> {
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
@@ -73,9 +73,9 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                     .value(c.first_per_s)
                     .detail(format!("{:.0} µs each, one core", 1e6 / c.first_per_s)),
                 );
-                // SPEC §9: a known signer costs "little more than the RSA operation itself";
-                // read here as at most a quarter more. Revocation is off in this phase, so the
-                // verdict is on the path and identity cache only.
+                // SPEC §9: a known signer costs at most 1.1x the RSA operation itself.
+                // Revocation is off in this phase, so the verdict is on the path and identity
+                // cache only.
                 let over_rsa = c.rsa_per_s / c.cached_per_s;
                 report.push(
                     Row::info(
@@ -85,8 +85,8 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                     )
                     .value(c.cached_per_s)
                     .budget(
-                        "≤ 1.25x the RSA operation (path cache; revocation off)",
-                        over_rsa <= 1.25,
+                        "≤ 1.1x the RSA operation (path cache; revocation off)",
+                        over_rsa <= 1.1,
                     )
                     .detail(format!(
                         "{:.0} µs each = {over_rsa:.2}x the RSA operation; {:.1}x the first time",
@@ -97,7 +97,7 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                 report.push(
                     Row::info(
                         "verification",
-                        "RSA operation alone (rsa crate)",
+                        "RSA operation alone (aws-lc-rs)",
                         format!("{}/s", thousands(c.rsa_per_s)),
                     )
                     .value(c.rsa_per_s)
@@ -226,6 +226,13 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                 );
             }
             Err(e) => report.push(Row::failed("latency", "callback → WebSocket", &e)),
+        }
+    }
+
+    if opts.wants("hostile") {
+        match hostile::run(&ctx).await {
+            Ok(h) => hostile::rows(&h).into_iter().for_each(|row| report.push(row)),
+            Err(e) => report.push(Row::failed("hostile", "hostile certificate chains", &e)),
         }
     }
 

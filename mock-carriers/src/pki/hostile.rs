@@ -90,6 +90,13 @@ pub fn self_issued_chain(
     })
 }
 
+impl HostileSignature {
+    /// The signer's PKCS#1 v1.5 signature over SHA-256(`data`), e.g. over CMS signed attributes.
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, PkiError> {
+        sign_pkcs1_sha256(&self.key_pkcs8, data)
+    }
+}
+
 fn sign_pkcs1_sha256(pkcs8: &[u8], data: &[u8]) -> Result<Vec<u8>, PkiError> {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
