@@ -9,7 +9,7 @@
 //! [`certificate`] and [`path`] are the per-certificate, per-link and path rules; [`ocsp`],
 //! [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it; [`cms`] reads a
 //! SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`] read who the
-//! certificate names.
+//! certificate names, and [`signer`] what a signer id names.
 
 mod anchors;
 mod cache;
@@ -24,6 +24,7 @@ mod ocsp;
 mod online;
 mod path;
 mod revocation;
+mod signer;
 mod tlv;
 mod uid;
 mod verifier;
