@@ -6,10 +6,10 @@
 //! to the network is [`online`], which fetches OCSP answers and CRLs for [`Verifier`].
 //!
 //! Module map: [`verifier`] runs the checks in order and caches what it proved; [`keys`],
-//! [`certificate`] and [`path`] are the per-certificate, per-link and path rules; [`ocsp`],
-//! [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it; [`cms`] reads a
-//! SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`] read who the
-//! certificate names, and [`signer`] what a signer id names.
+//! [`certificate`] (with [`eku`]) and [`path`] are the per-certificate, per-link and path
+//! rules; [`ocsp`], [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it;
+//! [`cms`] reads a SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`]
+//! read who the certificate names, and [`signer`] what a signer id names.
 
 mod anchors;
 mod cache;
@@ -17,6 +17,7 @@ mod certificate;
 mod cms;
 pub mod cms_build;
 mod crl;
+mod eku;
 mod identity;
 mod keys;
 mod name;

@@ -352,3 +352,22 @@ async fn a_social_insurance_number_never_passes_for_the_tax_code_with_the_same_d
         "the same number typed as BHXH is this signer: {answer}"
     );
 }
+
+#[tokio::test]
+async fn a_certificate_for_tls_servers_only_may_not_sign_but_one_for_secure_email_may() {
+    let app = app_with_revocation(free_port(), free_port()).await;
+    let (status, answer) =
+        verify_fixture(&app, "tls-server.der", "sig-tls-server.pkcs1", None).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "untrusted_certificate");
+    let message = answer["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("serverAuth"), "{message}");
+    for (cert, sig) in [
+        ("secure-email.der", "sig-secure-email.pkcs1"),
+        ("person.der", "sig-person.pkcs1"),
+    ] {
+        let (status, answer) = verify_fixture(&app, cert, sig, Some("001099012345")).await;
+        assert_eq!(status, 200, "{cert}: {answer}");
+        assert_eq!(answer["verdict"], "valid");
+    }
+}
