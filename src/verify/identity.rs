@@ -1,6 +1,6 @@
 //! The signer's identity as the portal's registration screen needs it: every subject attribute
-//! kyso reads (by OID), the typed UID identifiers, issuer, serial, validity and fingerprint, and
-//! the check that a certificate belongs to the signer the portal asked for.
+//! kyso reads (by OID), the typed UID identifiers, issuer, serial, validity and fingerprint.
+//! Whether they name the signer the portal asked for is [`super::signer`]'s business.
 
 use chrono::{DateTime, Utc};
 use der::Decode;
@@ -10,7 +10,6 @@ use x509_cert::Certificate;
 
 use super::certificate::to_utc;
 use super::name;
-use super::signer::Signer;
 use super::uid::{self, UidKind};
 use super::VerifyError;
 
@@ -175,20 +174,6 @@ fn serial_hex(bytes: &[u8]) -> String {
     hex::encode(significant)
 }
 
-/// Whether the certificate belongs to the signer the portal asked for: one of its UIDs, or its
-/// phone number, is an identifier of the type the signer id names with the same id (a tax code's
-/// branch suffix included). Types never mix: see [`Signer`] for how a bare id gets its type.
-pub fn signer_matches(identity: &Identity, signer: &str) -> bool {
-    let Some(wanted) = Signer::parse(signer) else {
-        return false;
-    };
-    identity.uids.iter().any(|raw| wanted.matches_uid(raw))
-        || identity
-            .phone
-            .as_deref()
-            .is_some_and(|phone| wanted.matches_phone(phone))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,140 +252,5 @@ mod tests {
         assert_eq!(serial_hex(&[0x00, 0x9f, 0x01]), "9f01");
         assert_eq!(serial_hex(&[0x10, 0x00]), "1000");
         assert_eq!(serial_hex(&[0x00]), "00");
-    }
-
-    #[test]
-    fn a_provider_user_id_matches_a_uid_of_its_own_type() {
-        let director = with_uids(&["MST:0100686209-199", "CCCD:001099012345"]);
-        for signer in [
-            "001099012345",
-            "CMT_001099012345",
-            "CCCD:001099012345",
-            "cccd_001099012345",
-            "MST_0100686209-199",
-            "MST:0100686209-199",
-            "0100686209-199",
-        ] {
-            assert!(signer_matches(&director, signer), "{signer}");
-        }
-    }
-
-    #[test]
-    fn a_tax_code_signer_never_matches_another_identifier_with_the_same_digits() {
-        for uid in [
-            "BHXH:0101234567",
-            "PID:0101234567",
-            "PPID:0101234567",
-            "CMND:0101234567",
-            "CCCD:0101234567",
-            "MNS:0101234567",
-            "HC:0101234567",
-        ] {
-            let person = with_uids(&[uid]);
-            for signer in ["MST_0101234567", "MST:0101234567", "0101234567"] {
-                assert!(!signer_matches(&person, signer), "{signer} vs {uid}");
-            }
-        }
-        let branch = with_uids(&["BHXH:0101234567-001"]);
-        assert!(!signer_matches(&branch, "0101234567-001"));
-    }
-
-    #[test]
-    fn a_typed_signer_never_matches_another_identifier_type() {
-        let cases = [
-            ("CCCD_001099012345", "CMND:001099012345"),
-            ("CMND_001099012345", "CCCD:001099012345"),
-            ("CCCD:001099012345", "PID:001099012345"),
-            ("BHXH_0101234567", "MST:0101234567"),
-            ("PID:0101234567", "MST:0101234567"),
-            ("HC:B1234567", "PID:B1234567"),
-            ("MNS_1012345", "MST:1012345"),
-            ("CMT_012345678", "BHXH:012345678"),
-        ];
-        for (signer, uid) in cases {
-            assert!(
-                !signer_matches(&with_uids(&[uid]), signer),
-                "{signer} vs {uid}"
-            );
-        }
-        for (signer, uid) in [
-            ("BHXH_0101234567", "BHXH:0101234567"),
-            ("PID:0101234567", "PID:0101234567"),
-            ("HC:b1234567", "HC:B1234567"),
-            ("MNS_1012345", "MNS:1012345"),
-        ] {
-            assert!(
-                signer_matches(&with_uids(&[uid]), signer),
-                "{signer} vs {uid}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_bare_id_is_compared_as_the_type_its_shape_implies() {
-        // 12 digits: a citizen id, or the old 12-digit card that carries the same number.
-        assert!(signer_matches(
-            &with_uids(&["CMND:001099012345"]),
-            "001099012345"
-        ));
-        assert!(!signer_matches(
-            &with_uids(&["PID:001099012345"]),
-            "001099012345"
-        ));
-        assert!(!signer_matches(
-            &with_uids(&["BHXH:001099012345"]),
-            "001099012345"
-        ));
-        // 9 digits: the old identity card only.
-        assert!(signer_matches(&with_uids(&["CMND:012345678"]), "012345678"));
-        assert!(!signer_matches(&with_uids(&["PID:012345678"]), "012345678"));
-        // A passport number, as SmartCA users registered with one are named.
-        assert!(signer_matches(&with_uids(&["HC:B1234567"]), "B1234567"));
-        assert!(!signer_matches(&with_uids(&["PID:B1234567"]), "B1234567"));
-        // A UID with a prefix kyso does not know is no identifier of any type.
-        assert!(!signer_matches(
-            &with_uids(&["XYZ:0101234567"]),
-            "0101234567"
-        ));
-    }
-
-    #[test]
-    fn a_tax_code_without_the_branch_is_another_signer() {
-        let branch = with_uids(&["MST:0100686209-199"]);
-        assert!(!signer_matches(&branch, "MST_0100686209"));
-        assert!(!signer_matches(&branch, "0100686209-198"));
-        assert!(!signer_matches(
-            &with_uids(&["MST:0100686209"]),
-            "0100686209-199"
-        ));
-    }
-
-    #[test]
-    fn an_empty_or_unrelated_signer_never_matches() {
-        let person = with_uids(&["CCCD:001099012345"]);
-        assert!(!signer_matches(&person, ""));
-        assert!(!signer_matches(&person, "CMT_"));
-        assert!(!signer_matches(&person, "001099012346"));
-    }
-
-    #[test]
-    fn a_msisdn_matches_the_certificate_phone_in_any_international_form() {
-        let sim = parsed(SIM);
-        for signer in ["84912345678", "+84912345678", "SDT:0912345678"] {
-            assert!(signer_matches(&sim, signer), "{signer}");
-        }
-        assert!(!signer_matches(&sim, "84912345679"));
-        let phone_uid = with_uids(&["SDT:0912345678"]);
-        assert!(signer_matches(&phone_uid, "84912345678"));
-    }
-
-    #[test]
-    fn a_tax_code_never_passes_for_a_phone_number_with_the_same_digits() {
-        // 0312345678 is a Ho Chi Minh City tax code and also a national-form mobile number.
-        let mut sim = with_uids(&[]);
-        sim.phone = Some("84312345678".into());
-        assert!(!signer_matches(&sim, "0312345678"));
-        assert!(!signer_matches(&sim, "MST_0312345678"));
-        assert!(signer_matches(&sim, "84312345678"));
     }
 }

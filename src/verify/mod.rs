@@ -9,7 +9,7 @@
 //! [`certificate`] (with [`eku`]) and [`path`] are the per-certificate, per-link and path
 //! rules; [`ocsp`], [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it;
 //! [`cms`] reads a SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`]
-//! read who the certificate names, and [`signer`] what a signer id names.
+//! read who the certificate names, and [`signer`] whether that is the signer asked for.
 
 mod anchors;
 mod cache;
@@ -31,9 +31,10 @@ mod uid;
 mod verifier;
 
 pub use anchors::{certificates_from_pem_or_der, TrustAnchors};
-pub use identity::{parse_identity, signer_matches, Identity, IdentityKind};
+pub use identity::{parse_identity, Identity, IdentityKind};
 pub use online::{Fetch, HttpFetch, OnlineOptions};
 pub use revocation::{Evidence, RevocationPolicy};
+pub use signer::signer_matches;
 pub(crate) use verifier::unpack as unpack_cms;
 pub use verifier::{CmsCheck, Refusal, Verifier};
 

@@ -1,9 +1,24 @@
-//! What a signer id the portal or a provider gives names: the identifier type it stands for
-//! (from its prefix, or from its shape when it is bare) and the id to compare. The signer check
-//! compares identifiers of the same type only (SPEC 5.3), so a `BHXH:`, `PID:` or `CMND:` UID
-//! that happens to hold a tax code's digits never passes for that taxpayer.
+//! The signer check: whether a certificate belongs to the signer id the portal or a provider
+//! gave. A signer id names an identifier type (from its prefix, or from its shape when it is
+//! bare) and an id; only identifiers of that type are compared (SPEC 5.3), so a `BHXH:`, `PID:`
+//! or `CMND:` UID that happens to hold a tax code's digits never passes for that taxpayer.
 
+use super::identity::Identity;
 use super::uid::{self, UidKind};
+
+/// Whether the certificate belongs to the signer the portal asked for: one of its UIDs, or its
+/// phone number, is an identifier of the type the signer id names with the same id (a tax code's
+/// branch suffix included). Types never mix: `kinds_by_shape` says how a bare id gets its type.
+pub fn signer_matches(identity: &Identity, signer: &str) -> bool {
+    let Some(wanted) = Signer::parse(signer) else {
+        return false;
+    };
+    identity.uids.iter().any(|raw| wanted.matches_uid(raw))
+        || identity
+            .phone
+            .as_deref()
+            .is_some_and(|phone| wanted.matches_phone(phone))
+}
 
 /// Typed signer prefixes: the UID forms (`MST:`) and the provider forms (MySign `MST_`, `CMT_`),
 /// each with the UID kinds it may be compared with. Matched ASCII-case-insensitively.
@@ -135,6 +150,21 @@ fn comparable(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::parse_identity;
+
+    const ORG: &[u8] = include_bytes!("../../tests/fixtures/org.der");
+    const SIM: &[u8] = include_bytes!("../../tests/fixtures/sim.der");
+
+    fn parsed(der: &[u8]) -> Identity {
+        parse_identity(der).expect("fixture certificate parses")
+    }
+
+    fn with_uids(uids: &[&str]) -> Identity {
+        let mut identity = parsed(ORG);
+        identity.uids = uids.iter().map(|u| (*u).to_owned()).collect();
+        identity.phone = None;
+        identity
+    }
 
     fn kinds(signer: &str) -> Option<&'static [UidKind]> {
         Signer::parse(signer).map(|s| s.kinds)
@@ -225,5 +255,140 @@ mod tests {
         assert!(!Signer::parse("0912345678")
             .expect("tax code shape")
             .matches_phone("84912345678"));
+    }
+
+    #[test]
+    fn a_provider_user_id_matches_a_uid_of_its_own_type() {
+        let director = with_uids(&["MST:0100686209-199", "CCCD:001099012345"]);
+        for signer in [
+            "001099012345",
+            "CMT_001099012345",
+            "CCCD:001099012345",
+            "cccd_001099012345",
+            "MST_0100686209-199",
+            "MST:0100686209-199",
+            "0100686209-199",
+        ] {
+            assert!(signer_matches(&director, signer), "{signer}");
+        }
+    }
+
+    #[test]
+    fn a_tax_code_signer_never_matches_another_identifier_with_the_same_digits() {
+        for uid in [
+            "BHXH:0101234567",
+            "PID:0101234567",
+            "PPID:0101234567",
+            "CMND:0101234567",
+            "CCCD:0101234567",
+            "MNS:0101234567",
+            "HC:0101234567",
+        ] {
+            let person = with_uids(&[uid]);
+            for signer in ["MST_0101234567", "MST:0101234567", "0101234567"] {
+                assert!(!signer_matches(&person, signer), "{signer} vs {uid}");
+            }
+        }
+        let branch = with_uids(&["BHXH:0101234567-001"]);
+        assert!(!signer_matches(&branch, "0101234567-001"));
+    }
+
+    #[test]
+    fn a_typed_signer_never_matches_another_identifier_type() {
+        let cases = [
+            ("CCCD_001099012345", "CMND:001099012345"),
+            ("CMND_001099012345", "CCCD:001099012345"),
+            ("CCCD:001099012345", "PID:001099012345"),
+            ("BHXH_0101234567", "MST:0101234567"),
+            ("PID:0101234567", "MST:0101234567"),
+            ("HC:B1234567", "PID:B1234567"),
+            ("MNS_1012345", "MST:1012345"),
+            ("CMT_012345678", "BHXH:012345678"),
+        ];
+        for (signer, uid) in cases {
+            assert!(
+                !signer_matches(&with_uids(&[uid]), signer),
+                "{signer} vs {uid}"
+            );
+        }
+        for (signer, uid) in [
+            ("BHXH_0101234567", "BHXH:0101234567"),
+            ("PID:0101234567", "PID:0101234567"),
+            ("HC:b1234567", "HC:B1234567"),
+            ("MNS_1012345", "MNS:1012345"),
+        ] {
+            assert!(
+                signer_matches(&with_uids(&[uid]), signer),
+                "{signer} vs {uid}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bare_id_is_compared_as_the_type_its_shape_implies() {
+        // 12 digits: a citizen id, or the old 12-digit card that carries the same number.
+        assert!(signer_matches(
+            &with_uids(&["CMND:001099012345"]),
+            "001099012345"
+        ));
+        assert!(!signer_matches(
+            &with_uids(&["PID:001099012345"]),
+            "001099012345"
+        ));
+        assert!(!signer_matches(
+            &with_uids(&["BHXH:001099012345"]),
+            "001099012345"
+        ));
+        // 9 digits: the old identity card only.
+        assert!(signer_matches(&with_uids(&["CMND:012345678"]), "012345678"));
+        assert!(!signer_matches(&with_uids(&["PID:012345678"]), "012345678"));
+        // A passport number, as SmartCA users registered with one are named.
+        assert!(signer_matches(&with_uids(&["HC:B1234567"]), "B1234567"));
+        assert!(!signer_matches(&with_uids(&["PID:B1234567"]), "B1234567"));
+        // A UID with a prefix kyso does not know is no identifier of any type.
+        assert!(!signer_matches(
+            &with_uids(&["XYZ:0101234567"]),
+            "0101234567"
+        ));
+    }
+
+    #[test]
+    fn a_tax_code_without_the_branch_is_another_signer() {
+        let branch = with_uids(&["MST:0100686209-199"]);
+        assert!(!signer_matches(&branch, "MST_0100686209"));
+        assert!(!signer_matches(&branch, "0100686209-198"));
+        assert!(!signer_matches(
+            &with_uids(&["MST:0100686209"]),
+            "0100686209-199"
+        ));
+    }
+
+    #[test]
+    fn an_empty_or_unrelated_signer_never_matches() {
+        let person = with_uids(&["CCCD:001099012345"]);
+        assert!(!signer_matches(&person, ""));
+        assert!(!signer_matches(&person, "CMT_"));
+        assert!(!signer_matches(&person, "001099012346"));
+    }
+
+    #[test]
+    fn a_msisdn_matches_the_certificate_phone_in_any_international_form() {
+        let sim = parsed(SIM);
+        for signer in ["84912345678", "+84912345678", "SDT:0912345678"] {
+            assert!(signer_matches(&sim, signer), "{signer}");
+        }
+        assert!(!signer_matches(&sim, "84912345679"));
+        let phone_uid = with_uids(&["SDT:0912345678"]);
+        assert!(signer_matches(&phone_uid, "84912345678"));
+    }
+
+    #[test]
+    fn a_tax_code_never_passes_for_a_phone_number_with_the_same_digits() {
+        // 0312345678 is a Ho Chi Minh City tax code and also a national-form mobile number.
+        let mut sim = with_uids(&[]);
+        sim.phone = Some("84312345678".into());
+        assert!(!signer_matches(&sim, "0312345678"));
+        assert!(!signer_matches(&sim, "MST_0312345678"));
+        assert!(signer_matches(&sim, "84312345678"));
     }
 }
