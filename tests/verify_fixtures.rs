@@ -354,8 +354,20 @@ fn the_fixture_certificates_belong_to_the_manifest_signers() {
     assert!(signer_matches(&director, &manifest.citizen_id));
     assert_eq!(director.kind, IdentityKind::Individual);
     let national = format!("0{}", &manifest.msisdn[2..]);
-    assert!(signer_matches(&sim, &national));
+    assert!(
+        !signer_matches(&sim, &national),
+        "a bare 10-digit number is a tax code, never a phone number"
+    );
+    assert!(signer_matches(&sim, &format!("SDT:{national}")));
+    assert!(signer_matches(&sim, &manifest.msisdn));
     assert!(signer_matches(&sim, &format!("+{}", manifest.msisdn)));
+    let bhxh = identity("bhxh.der");
+    assert!(
+        !signer_matches(&bhxh, &format!("MST_{parent_tax_code}")),
+        "a social insurance number is no tax code"
+    );
+    assert!(!signer_matches(&bhxh, parent_tax_code));
+    assert!(signer_matches(&bhxh, &format!("BHXH_{parent_tax_code}")));
     assert!(
         !signer_matches(&person, &manifest.msisdn),
         "person.der names no phone"

@@ -1,6 +1,7 @@
 //! Per-certificate rules that do not need another certificate: validity at the signing time,
-//! the extensions kyso understands (key usage, basic constraints) and refusing critical
-//! extensions it does not, since ignoring one (say, name constraints) would widen trust.
+//! the extensions kyso understands (key usage, extended key usage through [`super::eku`],
+//! basic constraints) and refusing critical extensions it does not, since ignoring one (say,
+//! name constraints) would widen trust.
 
 use chrono::{DateTime, Utc};
 use der::asn1::ObjectIdentifier;
@@ -9,13 +10,14 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::time::Time;
 use x509_cert::Certificate;
 
-use super::VerifyError;
+use super::{eku, VerifyError};
 
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 
-/// Critical extensions that are safe to accept: either checked here, or (extended key usage,
-/// policies, alternative names) only ever narrowing what the certificate may be used for.
+/// Critical extensions that are safe to accept: either checked here (extended key usage in
+/// [`eku`]), or (policies, alternative names) only ever narrowing what the certificate may be
+/// used for.
 const UNDERSTOOD_CRITICAL: &[ObjectIdentifier] = &[
     KEY_USAGE,
     BASIC_CONSTRAINTS,
@@ -83,10 +85,13 @@ pub(crate) fn basic_constraints(
 
 /// The signer certificate must say it may sign. A missing key usage extension would
 /// technically allow everything, but every CA kyso trusts sets it on signing certificates, so
-/// its absence means the certificate was not issued for signing.
+/// its absence means the certificate was not issued for signing. An extended key usage that
+/// excludes signing refuses it too (the table in [`eku`]).
 pub(crate) fn require_signing_usage(cert: &Certificate) -> Result<(), VerifyError> {
     match key_usage(cert)? {
-        Some(usage) if usage.digital_signature() || usage.non_repudiation() => Ok(()),
+        Some(usage) if usage.digital_signature() || usage.non_repudiation() => {
+            eku::require_signing_purpose(cert)
+        }
         Some(_) => Err(VerifyError::UntrustedCertificate(
             "key usage lacks digitalSignature and nonRepudiation".into(),
         )),
@@ -109,5 +114,30 @@ pub(crate) fn require_understood_extensions(cert: &Certificate) -> Result<(), Ve
             ext.extn_id
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(der: &[u8]) -> Certificate {
+        Certificate::from_der(der).expect("fixture certificate parses")
+    }
+
+    #[test]
+    fn a_signer_whose_extended_key_usage_excludes_signing_is_refused() {
+        let tls_server = cert(include_bytes!("../../tests/fixtures/tls-server.der"));
+        let err = require_signing_usage(&tls_server).expect_err("serverAuth only");
+        assert_eq!(err.code(), "untrusted_certificate");
+        let secure_email = cert(include_bytes!("../../tests/fixtures/secure-email.der"));
+        assert!(require_signing_usage(&secure_email).is_ok());
+    }
+
+    #[test]
+    fn a_signer_without_signing_key_usage_is_refused_whatever_its_extended_key_usage() {
+        let enc_only = cert(include_bytes!("../../tests/fixtures/enc-only.der"));
+        let err = require_signing_usage(&enc_only).expect_err("keyEncipherment only");
+        assert!(err.to_string().contains("key usage lacks"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! The signer's identity as the portal's registration screen needs it: every subject attribute
-//! kyso reads (by OID), the typed UID identifiers, issuer, serial, validity and fingerprint, and
-//! the check that a certificate belongs to the signer the portal asked for.
+//! kyso reads (by OID), the typed UID identifiers, issuer, serial, validity and fingerprint.
+//! Whether they name the signer the portal asked for is [`super::signer`]'s business.
 
 use chrono::{DateTime, Utc};
 use der::Decode;
@@ -174,28 +174,6 @@ fn serial_hex(bytes: &[u8]) -> String {
     hex::encode(significant)
 }
 
-/// Whether the certificate belongs to the signer the portal asked for: a provider user id
-/// (prefixes like `CMT_`, `MST_`, `CCCD:` stripped; a tax code's branch suffix must match too)
-/// equal to one of the certificate's UID ids, or an MSISDN equal to the certificate's phone.
-pub fn signer_matches(identity: &Identity, signer: &str) -> bool {
-    let wanted = uid::comparable_id(signer);
-    if !wanted.is_empty()
-        && identity
-            .uids
-            .iter()
-            .any(|raw| uid::comparable_id(raw) == wanted)
-    {
-        return true;
-    }
-    match (
-        identity.phone.as_deref().and_then(uid::msisdn),
-        uid::msisdn(signer),
-    ) {
-        (Some(phone), Some(requested)) => phone == requested,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,47 +252,5 @@ mod tests {
         assert_eq!(serial_hex(&[0x00, 0x9f, 0x01]), "9f01");
         assert_eq!(serial_hex(&[0x10, 0x00]), "1000");
         assert_eq!(serial_hex(&[0x00]), "00");
-    }
-
-    #[test]
-    fn a_provider_user_id_matches_after_its_prefix_is_stripped() {
-        let director = with_uids(&["MST:0100686209-199", "CCCD:001099012345"]);
-        for signer in [
-            "001099012345",
-            "CMT_001099012345",
-            "CCCD:001099012345",
-            "MST_0100686209-199",
-            "0100686209-199",
-        ] {
-            assert!(signer_matches(&director, signer), "{signer}");
-        }
-    }
-
-    #[test]
-    fn a_tax_code_without_the_branch_is_another_signer() {
-        let branch = with_uids(&["MST:0100686209-199"]);
-        assert!(!signer_matches(&branch, "MST_0100686209"));
-        assert!(!signer_matches(&branch, "0100686209-198"));
-        assert!(!signer_matches(
-            &with_uids(&["MST:0100686209"]),
-            "0100686209-199"
-        ));
-    }
-
-    #[test]
-    fn an_empty_or_unrelated_signer_never_matches() {
-        let person = with_uids(&["CCCD:001099012345"]);
-        assert!(!signer_matches(&person, ""));
-        assert!(!signer_matches(&person, "CMT_"));
-        assert!(!signer_matches(&person, "001099012346"));
-    }
-
-    #[test]
-    fn a_msisdn_matches_the_certificate_phone_in_any_form() {
-        let sim = parsed(SIM);
-        for signer in ["84912345678", "+84912345678", "0912345678"] {
-            assert!(signer_matches(&sim, signer), "{signer}");
-        }
-        assert!(!signer_matches(&sim, "0912345679"));
     }
 }

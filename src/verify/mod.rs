@@ -6,10 +6,10 @@
 //! to the network is [`online`], which fetches OCSP answers and CRLs for [`Verifier`].
 //!
 //! Module map: [`verifier`] runs the checks in order and caches what it proved; [`keys`],
-//! [`certificate`] and [`path`] are the per-certificate, per-link and path rules; [`ocsp`],
-//! [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it; [`cms`] reads a
-//! SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`] read who the
-//! certificate names.
+//! [`certificate`] (with [`eku`]) and [`path`] are the per-certificate, per-link and path
+//! rules; [`ocsp`], [`crl`] and [`revocation`] judge revocation evidence, [`online`] fetches it;
+//! [`cms`] reads a SignedData, [`cms_build`] assembles one; [`identity`], [`name`] and [`uid`]
+//! read who the certificate names, and [`signer`] whether that is the signer asked for.
 
 mod anchors;
 mod cache;
@@ -17,6 +17,7 @@ mod certificate;
 mod cms;
 pub mod cms_build;
 mod crl;
+mod eku;
 mod identity;
 mod keys;
 mod name;
@@ -25,14 +26,16 @@ mod online;
 mod path;
 mod pool;
 mod revocation;
+mod signer;
 mod tlv;
 mod uid;
 mod verifier;
 
 pub use anchors::{certificates_from_pem_or_der, TrustAnchors};
-pub use identity::{parse_identity, signer_matches, Identity, IdentityKind};
+pub use identity::{parse_identity, Identity, IdentityKind};
 pub use online::{Fetch, HttpFetch, OnlineOptions};
 pub use revocation::{Evidence, RevocationPolicy};
+pub use signer::signer_matches;
 pub(crate) use verifier::unpack as unpack_cms;
 pub use verifier::{CmsCheck, Refusal, Verifier};
 

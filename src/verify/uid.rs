@@ -1,7 +1,7 @@
 //! The typed identifiers Vietnamese CAs put in UID (0.9.2342.19200300.100.1.1) values, and the
-//! normalisation that lets a provider's user id (`CMT_…`, `MST_…`, bare digits) or an MSISDN
-//! be compared with them. Prefixes live in tables so a new one (Circular 28/2025/TT-BKHCN) is a
-//! one-line change.
+//! MSISDN normalisation that lets phone numbers in any form be compared. Prefixes live in a
+//! table so a new one (Circular 28/2025/TT-BKHCN) is a one-line change; what a signer id names
+//! is [`super::signer`]'s business.
 
 /// What a UID value identifies, by its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +30,7 @@ const UID_PREFIXES: &[(&str, UidKind)] = &[
     ("SĐT:", UidKind::Phone),
 ];
 
-/// Prefixes providers put in front of their user ids (MySign: `CMT_`, `MST_`), stripped before
-/// comparing with UID values. The UID prefixes above are stripped too.
-const SIGNER_PREFIXES: &[&str] = &[
-    "CMT_", "MST_", "MNS_", "CCCD_", "CMND_", "HC_", "BHXH_", "PID_", "PPID_",
-];
-
-fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+pub(crate) fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
     let head = value.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &value[prefix.len()..])
@@ -58,24 +52,6 @@ pub(crate) fn split(uid: &str) -> (Option<UidKind>, &str) {
         return (Some(UidKind::Phone), uid);
     }
     (None, uid)
-}
-
-/// The comparable form of an id: no prefix, no whitespace, ASCII upper case (passport numbers
-/// carry letters). Digits and a branch suffix such as `-199` are kept as they are, because a
-/// branch is a different taxpayer from its parent.
-pub(crate) fn comparable_id(value: &str) -> String {
-    let mut id = value.trim();
-    if let Some(rest) = SIGNER_PREFIXES
-        .iter()
-        .find_map(|prefix| strip_prefix_ignore_case(id, prefix))
-    {
-        id = rest;
-    }
-    let id = split(id).1;
-    id.chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
 }
 
 /// Normalises a Vietnamese phone number to the stored MSISDN form `84…`: accepts `+84…`,
@@ -131,10 +107,6 @@ mod tests {
             split("MST:0100686209-199"),
             (Some(UidKind::TaxCode), "0100686209-199")
         );
-        assert_ne!(
-            comparable_id("0100686209"),
-            comparable_id("MST:0100686209-199")
-        );
     }
 
     #[test]
@@ -143,30 +115,21 @@ mod tests {
             split(" mst: 0100686209 "),
             (Some(UidKind::TaxCode), "0100686209")
         );
-        assert_eq!(comparable_id("cmt_001099012345"), "001099012345");
+        assert_eq!(
+            strip_prefix_ignore_case("cmt_001099012345", "CMT_"),
+            Some("001099012345")
+        );
     }
 
     #[test]
     fn an_unknown_prefix_is_kept_whole() {
         assert_eq!(split("ABC:42"), (None, "ABC:42"));
-        assert_eq!(comparable_id("ABC:42"), "ABC:42");
     }
 
     #[test]
     fn a_bare_msisdn_uid_is_a_phone_number_but_a_citizen_id_is_not() {
         assert_eq!(split("84912345678").0, Some(UidKind::Phone));
         assert_eq!(split("001099012345").0, None);
-    }
-
-    #[test]
-    fn provider_and_uid_prefixes_both_strip_to_the_same_id() {
-        for signer in ["MST_0100686209-199", "MST:0100686209-199", "0100686209-199"] {
-            assert_eq!(comparable_id(signer), "0100686209-199", "{signer}");
-        }
-        assert_eq!(
-            comparable_id("CCCD_001099012345"),
-            comparable_id("CCCD:001099012345")
-        );
     }
 
     #[test]

@@ -311,3 +311,63 @@ async fn without_usb_trust_anchors_the_path_is_unavailable() {
         .expect("request");
     assert_eq!(resp.status(), 401, "challenges need an API key");
 }
+
+/// One fixture signature over the manifest digest, sent with the issuing CA.
+async fn verify_fixture(
+    app: &TestApp,
+    cert: &str,
+    sig: &str,
+    signer: Option<&str>,
+) -> (u16, Value) {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fixture("manifest.json")).expect("manifest"))
+            .expect("manifest parses");
+    let mut body = json!({
+        "digest": manifest["digest_b64"],
+        "signature": b64(sig),
+        "certificate": b64(cert),
+        "chain": [b64("issuing-ca.der")],
+        "format": "pkcs1",
+    });
+    if let Some(signer) = signer {
+        body["signer"] = json!(signer);
+    }
+    post(app, "/v1/verifications", &body, KEY).await
+}
+
+#[tokio::test]
+async fn a_social_insurance_number_never_passes_for_the_tax_code_with_the_same_digits() {
+    let app = app_with_revocation(free_port(), free_port()).await;
+    for signer in ["MST_0100686209", "MST:0100686209", "0100686209"] {
+        let (status, answer) =
+            verify_fixture(&app, "bhxh.der", "sig-bhxh.pkcs1", Some(signer)).await;
+        assert_eq!(status, 422, "{signer}: {answer}");
+        assert_eq!(answer["error"]["code"], "signer_mismatch", "{signer}");
+        assert_eq!(answer["identity"]["social_insurance"], "0100686209");
+    }
+    let (status, answer) =
+        verify_fixture(&app, "bhxh.der", "sig-bhxh.pkcs1", Some("BHXH_0100686209")).await;
+    assert_eq!(
+        status, 200,
+        "the same number typed as BHXH is this signer: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_tls_servers_only_may_not_sign_but_one_for_secure_email_may() {
+    let app = app_with_revocation(free_port(), free_port()).await;
+    let (status, answer) =
+        verify_fixture(&app, "tls-server.der", "sig-tls-server.pkcs1", None).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "untrusted_certificate");
+    let message = answer["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("serverAuth"), "{message}");
+    for (cert, sig) in [
+        ("secure-email.der", "sig-secure-email.pkcs1"),
+        ("person.der", "sig-person.pkcs1"),
+    ] {
+        let (status, answer) = verify_fixture(&app, cert, sig, Some("001099012345")).await;
+        assert_eq!(status, 200, "{cert}: {answer}");
+        assert_eq!(answer["verdict"], "valid");
+    }
+}
