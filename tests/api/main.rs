@@ -12,6 +12,7 @@ mod pg;
 mod portal;
 mod restart;
 mod revocation;
+mod shown_text;
 mod signing;
 mod sim;
 mod store_story;
