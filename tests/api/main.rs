@@ -12,6 +12,7 @@ mod pg;
 mod portal;
 mod restart;
 mod revocation;
+mod session_ids;
 mod shown_text;
 mod signing;
 mod sim;
