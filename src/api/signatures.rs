@@ -81,9 +81,6 @@ pub async fn create(
     let new = NewSignature::parse(input, &limits).map_err(|e| match e {
         RequestError::Invalid { .. } => ApiError::bad_request("invalid_request", e.to_string()),
     })?;
-    if !tenant.0.rate.try_take() || !tenant.0.per_signer.try_take(&new.signer) {
-        return Err(ApiError::RateLimited);
-    }
     let now = Utc::now();
     let session = Session {
         id: SessionId::generate(),
@@ -111,8 +108,22 @@ pub async fn create(
         allow_concurrent: tenant.0.config.allow_concurrent_per_signer,
         lease_until: None,
     };
-    let engine = app.engine.clone();
-    let created = detached(async move { engine.create(new).await }).await?;
+    // The tenant's rate bounds every request, a replay's read included. A replay is
+    // answered before the signer's quota is charged: a portal retrying after a lost answer
+    // asks nothing new of the signer.
+    if !tenant.0.rate.try_take() {
+        return Err(ApiError::RateLimited);
+    }
+    let created = match app.engine.store.replay(&new).await? {
+        Some(earlier) => earlier,
+        None => {
+            if !tenant.0.per_signer.try_take(&new.session.signer) {
+                return Err(ApiError::RateLimited);
+            }
+            let engine = app.engine.clone();
+            detached(async move { engine.create(new).await }).await?
+        }
+    };
     match created {
         Created::New(_) => {
             metrics::counter!("kyso_sessions_created_total", "provider" => session.provider.clone())
