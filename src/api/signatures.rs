@@ -366,8 +366,11 @@ pub async fn certificates(
         .certificates(&signer)
         .await
         .map_err(|e| match e {
-            ProviderError::Transient(m) => {
-                ApiError::Unavailable(format!("provider unavailable: {m}"))
+            // The transport's detail names the provider's internal URL: the log gets it, the
+            // portal a sentence.
+            ProviderError::Transient(why) => {
+                tracing::warn!(provider = %p.provider, error = %why, "certificates: provider unreachable");
+                ApiError::Unavailable("the provider could not be reached; try again later".into())
             }
             ProviderError::Final(f) => ApiError::BadGateway(f.message),
         })?;
