@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::extract::{JsonBody, Tenant};
+use super::extract::{JsonBody, PathParams, QueryParams, Tenant};
 use super::AppState;
 use crate::domain::{
     Limits, NewSignature, RequestError, Session, SessionId, SignatureInput, Status,
@@ -156,8 +156,8 @@ pub struct ReadParams {
 pub async fn read(
     State(app): State<AppState>,
     tenant: Tenant,
-    Path(id): Path<String>,
-    Query(p): Query<ReadParams>,
+    PathParams(id): PathParams<String>,
+    QueryParams(p): QueryParams<ReadParams>,
 ) -> Result<Json<Session>, ApiError> {
     let id = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
     let wait = p.wait.unwrap_or(0);
@@ -213,7 +213,7 @@ pub struct SessionPage {
 pub async fn list(
     State(app): State<AppState>,
     tenant: Tenant,
-    Query(p): Query<ListParams>,
+    QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<SessionPage>, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -248,7 +248,7 @@ pub async fn list(
 pub async fn cancel(
     State(app): State<AppState>,
     tenant: Tenant,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Session>, ApiError> {
     let id = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
     let engine = &app.engine;
@@ -347,7 +347,7 @@ pub struct CertificateView {
 pub async fn certificates(
     State(app): State<AppState>,
     tenant: Tenant,
-    Query(p): Query<CertificateParams>,
+    QueryParams(p): QueryParams<CertificateParams>,
 ) -> Result<Json<Vec<CertificateView>>, ApiError> {
     let entry = app
         .engine

@@ -7,6 +7,7 @@ mod cms;
 mod direct_start;
 mod events;
 mod helpers;
+mod json_errors;
 mod leaks;
 mod ops;
 mod pg;
