@@ -12,6 +12,7 @@ mod leaks;
 mod ops;
 mod pg;
 mod portal;
+mod replay_story;
 mod restart;
 mod revocation;
 mod session_ids;
