@@ -22,7 +22,7 @@ async fn sessions_created_in_the_same_millisecond_by_two_tenants_are_not_sequent
     let app = spawn_app().await;
     let mut ids = Vec::new();
     let mut same_ms = 0;
-    for round in 0..5 {
+    for round in 0..10 {
         let creates = (0..16).map(|i| {
             let key = if i % 2 == 0 { KEY } else { OTHER_KEY };
             create(&app, key, format!("0010990{round}{i:04}"))
