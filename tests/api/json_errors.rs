@@ -101,6 +101,18 @@ async fn unknown_routes_and_methods_answer_json() {
         (405, Some("method_not_allowed")),
         "{body}"
     );
+    // The 405 still says which methods the route has.
+    let resp = app
+        .http
+        .put(app.url("/v1/signatures"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("send");
+    let allow = resp.headers().get("allow").and_then(|v| v.to_str().ok());
+    let mut methods: Vec<&str> = allow.unwrap_or_default().split(',').collect();
+    methods.sort_unstable();
+    assert_eq!(methods, ["GET", "HEAD", "POST"], "{:?}", resp.headers());
     // A path parameter that is not UTF-8 is a JSON 400, not axum's plain text.
     let (status, _) = error_of(
         &app,
