@@ -3,7 +3,7 @@
 //! sessions and duplicates answer 200 and change nothing.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::extract::PathParams;
 use super::AppState;
 use crate::domain::SessionId;
 
@@ -29,7 +30,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200), (status = 400), (status = 401, description = "the provider's configured callback authentication failed"), (status = 404), (status = 413)))]
 pub async fn callback(
     State(app): State<AppState>,
-    Path(provider): Path<String>,
+    PathParams(provider): PathParams<String>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {

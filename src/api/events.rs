@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,7 +15,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{bearer, Tenant};
+use super::extract::{bearer, query_params, Tenant};
 use super::AppState;
 use crate::domain::SessionId;
 use crate::events::ws::{pump, Subscription};
@@ -36,6 +37,16 @@ pub struct EventParams {
     /// Only this session's events.
     session: Option<String>,
     /// A browser ticket from `POST /v1/events/tickets`, instead of the Authorization header.
+    #[expect(
+        dead_code,
+        reason = "read first, by `TicketParam`; listed so the query accepts it"
+    )]
+    ticket: Option<String>,
+}
+
+/// Only the ticket, read before the rest of the query is checked.
+#[derive(Deserialize)]
+struct TicketParam {
     ticket: Option<String>,
 }
 
@@ -45,16 +56,22 @@ pub struct EventParams {
     security(("bearer" = [])))]
 pub async fn events(
     State(app): State<AppState>,
-    Query(p): Query<EventParams>,
+    uri: Uri,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let tenant = match (bearer(&headers), p.ticket.as_deref()) {
-        (Some(key), _) => app.tenants.by_key(key),
-        (None, Some(t)) => app.tickets.redeem(t).and_then(|id| app.tenants.by_id(&id)),
-        (None, None) => None,
+    // Authentication comes first: a caller without a key or ticket learns nothing from how
+    // the rest of the request is checked.
+    let tenant = match bearer(&headers) {
+        Some(key) => app.tenants.by_key(key),
+        None => query_params::<TicketParam>(&uri)
+            .ok()
+            .and_then(|p| p.ticket)
+            .and_then(|t| app.tickets.redeem(&t))
+            .and_then(|id| app.tenants.by_id(&id)),
     }
     .ok_or(ApiError::Unauthorized)?;
+    let p: EventParams = query_params(&uri)?;
     if p.after.is_some_and(|a| a < 0) {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -67,6 +84,12 @@ pub async fn events(
         })?),
         None => None,
     };
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("GET /v1/events is a WebSocket: {}", e.body_text()),
+        )
+    })?;
     let sub = Subscription {
         tenant: tenant.config.id.as_str().into(),
         after: p.after,

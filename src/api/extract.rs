@@ -1,13 +1,15 @@
 //! Extractors that turn every way a request can be malformed into a clear [`ApiError`]: the
-//! tenant behind a bearer key, and JSON bodies (size, syntax, unknown fields).
+//! tenant behind a bearer key, JSON bodies (size, syntax, unknown fields), query strings and
+//! path parameters. axum's own extractors answer in plain text; these answer in the API's
+//! JSON error body.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -123,5 +125,45 @@ where
             };
             ApiError::bad_request(code, e.to_string())
         })
+    }
+}
+
+/// A query string's parameters; a string that does not fit `T` is a 400 saying why.
+pub struct QueryParams<T>(pub T);
+
+/// `uri`'s query string as `T`, or the 400 a [`QueryParams`] extractor answers.
+pub fn query_params<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(params)| params)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
+}
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        query_params(&parts.uri).map(QueryParams)
+    }
+}
+
+/// A route's path parameters; one that does not fit `T` (not UTF-8, say) is a 400.
+pub struct PathParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParams<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(params)| PathParams(params))
+            .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
-use super::extract::{JsonBody, Tenant};
+use super::extract::{JsonBody, PathParams, QueryParams, Tenant};
 use super::AppState;
 use crate::domain::{
     Limits, NewSignature, RequestError, Session, SessionId, SignatureInput, Status,
@@ -81,9 +81,6 @@ pub async fn create(
     let new = NewSignature::parse(input, &limits).map_err(|e| match e {
         RequestError::Invalid { .. } => ApiError::bad_request("invalid_request", e.to_string()),
     })?;
-    if !tenant.0.rate.try_take() || !tenant.0.per_signer.try_take(&new.signer) {
-        return Err(ApiError::RateLimited);
-    }
     let now = Utc::now();
     let session = Session {
         id: SessionId::generate(),
@@ -111,8 +108,22 @@ pub async fn create(
         allow_concurrent: tenant.0.config.allow_concurrent_per_signer,
         lease_until: None,
     };
-    let engine = app.engine.clone();
-    let created = detached(async move { engine.create(new).await }).await?;
+    // The tenant's rate bounds every request, a replay's read included. A replay is
+    // answered before the signer's quota is charged: a portal retrying after a lost answer
+    // asks nothing new of the signer.
+    if !tenant.0.rate.try_take() {
+        return Err(ApiError::RateLimited);
+    }
+    let created = match app.engine.store.replay(&new).await? {
+        Some(earlier) => earlier,
+        None => {
+            if !tenant.0.per_signer.try_take(&new.session.signer) {
+                return Err(ApiError::RateLimited);
+            }
+            let engine = app.engine.clone();
+            detached(async move { engine.create(new).await }).await?
+        }
+    };
     match created {
         Created::New(_) => {
             metrics::counter!("kyso_sessions_created_total", "provider" => session.provider.clone())
@@ -145,8 +156,8 @@ pub struct ReadParams {
 pub async fn read(
     State(app): State<AppState>,
     tenant: Tenant,
-    Path(id): Path<String>,
-    Query(p): Query<ReadParams>,
+    PathParams(id): PathParams<String>,
+    QueryParams(p): QueryParams<ReadParams>,
 ) -> Result<Json<Session>, ApiError> {
     let id = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
     let wait = p.wait.unwrap_or(0);
@@ -202,7 +213,7 @@ pub struct SessionPage {
 pub async fn list(
     State(app): State<AppState>,
     tenant: Tenant,
-    Query(p): Query<ListParams>,
+    QueryParams(p): QueryParams<ListParams>,
 ) -> Result<Json<SessionPage>, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -237,7 +248,7 @@ pub async fn list(
 pub async fn cancel(
     State(app): State<AppState>,
     tenant: Tenant,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Session>, ApiError> {
     let id = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
     let engine = &app.engine;
@@ -336,7 +347,7 @@ pub struct CertificateView {
 pub async fn certificates(
     State(app): State<AppState>,
     tenant: Tenant,
-    Query(p): Query<CertificateParams>,
+    QueryParams(p): QueryParams<CertificateParams>,
 ) -> Result<Json<Vec<CertificateView>>, ApiError> {
     let entry = app
         .engine
@@ -355,8 +366,11 @@ pub async fn certificates(
         .certificates(&signer)
         .await
         .map_err(|e| match e {
-            ProviderError::Transient(m) => {
-                ApiError::Unavailable(format!("provider unavailable: {m}"))
+            // The transport's detail names the provider's internal URL: the log gets it, the
+            // portal a sentence.
+            ProviderError::Transient(why) => {
+                tracing::warn!(provider = %p.provider, error = %why, "certificates: provider unreachable");
+                ApiError::Unavailable("the provider could not be reached; try again later".into())
             }
             ProviderError::Final(f) => ApiError::BadGateway(f.message),
         })?;

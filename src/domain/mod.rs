@@ -3,6 +3,7 @@
 
 mod request;
 mod session;
+mod text;
 
 pub use request::{
     normalize_msisdn, validate_signer, Format, Limits, NewSignature, Purpose, RequestError,

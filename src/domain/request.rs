@@ -186,16 +186,22 @@ fn bounded_text(
     value: Option<String>,
     max: usize,
 ) -> Result<Option<String>, RequestError> {
-    match value {
-        Some(v) if v.chars().count() > max => {
-            Err(invalid(field, format!("must be at most {max} characters")))
-        }
-        Some(v) if v.chars().any(|c| c.is_control()) => {
-            Err(invalid(field, "must not contain control characters"))
-        }
-        Some(v) if v.trim().is_empty() => Ok(None),
-        other => Ok(other),
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    if v.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
     }
+    if let Some(c) = super::text::first_unshowable(&v) {
+        return Err(invalid(
+            field,
+            format!(
+                "must not contain control, format or line-separator characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    Ok((!v.trim().is_empty()).then_some(v))
 }
 
 fn parse_user_id(s: &str) -> Result<String, RequestError> {

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use super::{Format, Purpose};
 use crate::verify::{Identity, Verification};
 
-/// `ses_` + a ULID: sortable by creation time, unguessable enough to not leak volume.
+/// `ses_` + a ULID: 48 bits of creation time, then 80 random bits fresh for every id, so an
+/// id tells nothing about any other (another tenant's, or the next one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SessionId(String);
@@ -16,16 +17,12 @@ pub struct SessionId(String);
 impl SessionId {
     const PREFIX: &'static str = "ses_";
 
-    /// Ids of one process sort in creation order even within a millisecond (a monotonic
-    /// generator), which the newest-first list relies on.
+    /// Ids sort by creation time to the millisecond; within one millisecond their order is
+    /// random. A monotonic generator would order those too, but its ids differ by one: a
+    /// caller holding one id could count the sessions made beside it, across tenants, and
+    /// name them (in a forged provider callback, say).
     pub fn generate() -> Self {
-        static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
-        let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
-        let ulid = guard
-            .get_or_insert_with(ulid::Generator::new)
-            .generate()
-            .unwrap_or_else(|_| ulid::Ulid::new());
-        Self(format!("{}{ulid}", Self::PREFIX))
+        Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new()))
     }
 
     /// Accepts only ids this gateway could have made, so a path or callback cannot smuggle
@@ -260,6 +257,26 @@ mod tests {
         let expected = u16::from_be_bytes([h[30], h[31]]) % 10000;
         assert_eq!(verification_code(&digest), format!("{expected:04}"));
         assert_eq!(verification_code(&digest).len(), 4);
+    }
+
+    #[test]
+    fn ids_made_in_the_same_millisecond_share_no_more_than_their_time() {
+        let ids: Vec<ulid::Ulid> = (0..64)
+            .map(|_| {
+                let id = SessionId::generate();
+                ulid::Ulid::from_string(&id.as_str()[4..]).expect("a ULID")
+            })
+            .collect();
+        let mut compared = 0;
+        for pair in ids.windows(2) {
+            if pair[0].timestamp_ms() != pair[1].timestamp_ms() {
+                continue;
+            }
+            compared += 1;
+            let gap = pair[0].random().abs_diff(pair[1].random());
+            assert!(gap > 1 << 40, "{} then {}", pair[0], pair[1]);
+        }
+        assert!(compared > 0, "64 ids span more than 64 milliseconds");
     }
 
     #[test]

@@ -205,11 +205,15 @@ async fn expire(
 ) -> Result<(), StoreError> {
     let expected = session.status;
     match &state.unreachable {
-        Some(msg) => {
+        Some(why) => {
+            // `why` is the transport's detail (it names the provider's internal URL): it goes
+            // to the log, and the session, which portals read, gets a sentence.
+            tracing::warn!(session = %session.id, provider = %session.provider, error = %why,
+                "provider unreachable until the deadline");
             let f = Failure {
                 code: ErrorCode::ProviderUnavailable,
                 provider_code: None,
-                message: format!("the provider could not be reached before the deadline: {msg}"),
+                message: "the provider could not be reached before the deadline".into(),
             };
             fail(engine, session, expected, f, now).await
         }
@@ -271,6 +275,7 @@ async fn retry_later(
     why: String,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    tracing::info!(session = %session.id, provider = %entry.id, error = %why, "provider unreachable; retrying");
     state.unreachable = Some(why);
     let next = capped(now + entry.retry_budget, session.expires_at);
     reschedule(engine, session, expected, next, Some(state)).await

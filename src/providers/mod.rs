@@ -101,7 +101,8 @@ pub struct Failure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// Worth retrying: connect errors, timeouts, 5xx, 429.
+    /// Worth retrying: connect errors, timeouts, 5xx, 429. The detail is for the log: it may
+    /// name the provider's internal URL, so it never reaches a portal.
     #[error("provider unavailable: {0}")]
     Transient(String),
     /// The provider gave a definite answer that ends the session.

@@ -146,6 +146,10 @@ pub struct ListFilter {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn create(&self, new: &NewSession) -> Result<Created, StoreError>;
+    /// What `create` would answer a repeat of an earlier create with `new`'s idempotency key
+    /// (`Existing` or `IdempotencyMismatch`), read without writing; `None` when the key is
+    /// new or absent. Lets a replay be answered before it is charged as a new request.
+    async fn replay(&self, new: &NewSession) -> Result<Option<Created>, StoreError>;
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError>;
     async fn list(&self, tenant: &str, filter: &ListFilter) -> Result<Vec<Session>, StoreError>;
     /// Claims unfinished sessions whose `next_check_at` has come, earliest first. On a shared

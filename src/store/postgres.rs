@@ -144,16 +144,25 @@ impl PgStore {
     }
 }
 
-/// The session an idempotency key already names, or a mismatch if the request differs.
-async fn existing(pool: &PgPool, new: &NewSession) -> Result<Created, StoreError> {
-    let mut conn = pool.acquire().await?;
-    match writer::by_key(&mut conn, new).await? {
-        Some(writer::Done::Existing(session)) => Ok(Created::Existing(session)),
-        Some(writer::Done::Mismatch) => Ok(Created::IdempotencyMismatch),
-        _ => Err(StoreError::Corrupt(
-            "an idempotency key's conflict names no session".into(),
-        )),
+/// The answer to a repeat of the create that used `new`'s idempotency key, if one did: its
+/// session, or a mismatch if the request differs.
+async fn by_key(pool: &PgPool, new: &NewSession) -> Result<Option<Created>, StoreError> {
+    if new.idempotency_key.is_none() {
+        return Ok(None);
     }
+    let mut conn = pool.acquire().await?;
+    Ok(match writer::by_key(&mut conn, new).await? {
+        Some(writer::Done::Existing(session)) => Some(Created::Existing(session)),
+        Some(writer::Done::Mismatch) => Some(Created::IdempotencyMismatch),
+        _ => None,
+    })
+}
+
+/// The session an idempotency key names after another writer's insert won the key.
+async fn existing(pool: &PgPool, new: &NewSession) -> Result<Created, StoreError> {
+    by_key(pool, new)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("an idempotency key's conflict names no session".into()))
 }
 
 #[async_trait]
@@ -211,6 +220,10 @@ impl Store for PgStore {
                 existing(&self.pool, new).await
             }
         }
+    }
+
+    async fn replay(&self, new: &NewSession) -> Result<Option<Created>, StoreError> {
+        by_key(&self.pool, new).await
     }
 
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError> {

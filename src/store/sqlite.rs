@@ -188,6 +188,14 @@ impl Store for SqliteStore {
         self.write(|reply| Op::Create(new, reply)).await
     }
 
+    async fn replay(&self, new: &NewSession) -> Result<Option<Created>, StoreError> {
+        if new.idempotency_key.is_none() {
+            return Ok(None);
+        }
+        let mut conn = self.reader.acquire().await?;
+        sql::by_key(&mut conn, new).await
+    }
+
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let body: Option<String> =
             sqlx::query_scalar("SELECT body FROM sessions WHERE id = ? AND tenant = ?")

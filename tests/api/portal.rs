@@ -137,6 +137,44 @@ async fn the_same_idempotency_key_returns_the_same_session_and_a_changed_body_is
 }
 
 #[tokio::test]
+async fn idempotent_replays_do_not_spend_the_signers_quota() {
+    // The test tenant allows 12 requests per signer per minute; 20 replays are all answered.
+    let app = spawn_app().await;
+    let send = |key: &'static str, api_key: &'static str| {
+        app.http
+            .post(app.url("/v1/signatures"))
+            .bearer_auth(api_key)
+            .header("Idempotency-Key", key)
+            .json(&body("001099014999"))
+            .send()
+    };
+    let first = send("order-90", KEY).await.expect("send");
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    for n in 0..20 {
+        let again = send("order-90", KEY).await.expect("send");
+        assert_eq!(again.status(), 200, "replay {n}");
+        let again: Value = again.json().await.expect("json");
+        assert_eq!(again["id"], first["id"]);
+    }
+    // A replay is still authenticated.
+    let stranger = send("order-90", "guess").await.expect("send");
+    assert_eq!(error_of(stranger).await, (401, "unauthorized".into()));
+    // The signer's quota is untouched: after a cancel, a new request for them is accepted.
+    let id = first["id"].as_str().expect("id");
+    let cancel = app
+        .http
+        .delete(app.url(&format!("/v1/signatures/{id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(cancel.status(), 200);
+    let fresh = send("order-91", KEY).await.expect("send");
+    assert_eq!(fresh.status(), 201);
+}
+
+#[tokio::test]
 async fn a_signer_with_a_pending_request_is_busy() {
     let app = spawn_app().await;
     app.start("001099012999", json!({})).await;

@@ -53,7 +53,7 @@ async fn claim_due(store: &dyn Store) -> Vec<String> {
 }
 
 /// A fresh SQLite store with default options: the directory holding it (keep it), its URL.
-async fn sqlite_store() -> (tempfile::TempDir, String, Arc<dyn Store>) {
+pub(crate) async fn sqlite_store() -> (tempfile::TempDir, String, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("s.db").display());
     let store = store::open(&url, &StoreOptions::default())
@@ -64,7 +64,7 @@ async fn sqlite_store() -> (tempfile::TempDir, String, Arc<dyn Store>) {
 
 /// A fresh PostgreSQL database (keep it) and a store on it with default options; `None`, with
 /// [`fresh_db`]'s notice, when there is no server.
-async fn postgres_store(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
+pub(crate) async fn postgres_store(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
     let db = fresh_db(test).await?;
     let store = store::open(&db.url, &StoreOptions::default())
         .await
@@ -90,6 +90,7 @@ macro_rules! on_both_stores {
         }
     };
 }
+pub(crate) use on_both_stores;
 
 async fn story(store: Arc<dyn Store>) {
     // Creating writes the session and its first event.

@@ -362,11 +362,13 @@ impl Provider for Mssp {
     fn handle_callback(&self, body: &[u8]) -> Result<CallbackAnswer, CallbackError> {
         let note = notify::read(body, &self.ap_id)?;
         self.notified.mark(&note.ap_trans_id);
-        let reply = wire::notification_answer(
-            &self.header(&note.ap_trans_id, None),
-            &note.mssp_trans_id,
-            note.msisdn.as_deref(),
-        );
+        // The notification is unauthenticated: its receipt names only what it named (an
+        // AP_ID, which `read` checked is ours, and an MSSP_ID), never the configured AP_ID or
+        // the MSSP's URL.
+        let mut header = self.header(&note.ap_trans_id, None);
+        header.ap.ap_id = note.ap_id.as_deref().unwrap_or_default();
+        header.mssp_id = note.mssp_id.as_deref().unwrap_or_default();
+        let reply = wire::notification_answer(&header, &note.mssp_trans_id, note.msisdn.as_deref());
         Ok(CallbackAnswer {
             hints: vec![CallbackHint {
                 transaction_id: note.transaction_id,

@@ -20,6 +20,10 @@ pub struct Note {
     pub ap_trans_id: String,
     pub mssp_trans_id: String,
     pub msisdn: Option<String>,
+    /// The `AP_ID` it named: kyso's own, or none.
+    pub ap_id: Option<String>,
+    /// The `MSSP_ID` it named, as it named it.
+    pub mssp_id: Option<String>,
 }
 
 pub fn read(body: &[u8], ap_id: &str) -> Result<Note, CallbackError> {
@@ -53,6 +57,8 @@ pub fn read(body: &[u8], ap_id: &str) -> Result<Note, CallbackError> {
         ap_trans_id,
         mssp_trans_id,
         msisdn,
+        ap_id: m.ap_id,
+        mssp_id: m.mssp_id,
     })
 }
 
@@ -134,6 +140,8 @@ mod tests {
                 ap_trans_id: format!("K{ULID}"),
                 mssp_trans_id: "h4dhx".into(),
                 msisdn: Some("84912345678".into()),
+                ap_id: Some("kyso-dev-ap".into()),
+                mssp_id: Some("http://mssp".into()),
             }
         );
     }

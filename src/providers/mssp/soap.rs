@@ -86,6 +86,8 @@ pub struct Message {
     pub mssp_trans_id: Option<String>,
     pub ap_id: Option<String>,
     pub ap_trans_id: Option<String>,
+    /// `MSSP_Info/MSSP_ID/URI`.
+    pub mssp_id: Option<String>,
     pub msisdn: Option<String>,
     pub status: Option<Status>,
     pub signature: Option<Signature>,
@@ -182,6 +184,11 @@ fn message(part: &Element) -> Result<Message, SoapError> {
         mssp_trans_id: part.attr("MSSP_TransID").map(str::to_owned),
         ap_id: ap.and_then(|a| a.attr("AP_ID")).map(str::to_owned),
         ap_trans_id: ap.and_then(|a| a.attr("AP_TransID")).map(str::to_owned),
+        mssp_id: part
+            .child("MSSP_Info")
+            .and_then(|i| i.child("MSSP_ID"))
+            .and_then(|i| i.child("URI"))
+            .map(|u| clip(u.trimmed_text())),
         msisdn: part
             .child("MobileUser")
             .and_then(|u| u.child("MSISDN"))

@@ -107,21 +107,8 @@ pub(super) async fn create(
     new: &NewSession,
 ) -> Result<Created, StoreError> {
     let s = &new.session;
-    if let Some(key) = &new.idempotency_key {
-        let row = sqlx::query(
-            "SELECT request_hash, body FROM sessions WHERE tenant = ? AND idempotency_key = ?",
-        )
-        .bind(&s.tenant)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = row {
-            let hash: Vec<u8> = row.try_get("request_hash")?;
-            if hash != new.request_hash {
-                return Ok(Created::IdempotencyMismatch);
-            }
-            return Ok(Created::Existing(Box::new(decode(row.try_get("body")?)?)));
-        }
+    if let Some(earlier) = by_key(&mut *conn, new).await? {
+        return Ok(earlier);
     }
     if !new.allow_concurrent {
         let busy: Option<i64> = sqlx::query_scalar(&format!(
@@ -140,6 +127,32 @@ pub(super) async fn create(
     created
         .pop()
         .ok_or_else(|| StoreError::Corrupt("a create wrote no row".into()))
+}
+
+/// The answer to a create whose idempotency key an earlier create used, if one did.
+pub(super) async fn by_key(
+    conn: &mut SqliteConnection,
+    new: &NewSession,
+) -> Result<Option<Created>, StoreError> {
+    let Some(key) = &new.idempotency_key else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "SELECT request_hash, body FROM sessions WHERE tenant = ? AND idempotency_key = ?",
+    )
+    .bind(&new.session.tenant)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.try_get("request_hash")?;
+    if hash != new.request_hash {
+        return Ok(Some(Created::IdempotencyMismatch));
+    }
+    let session = decode(row.try_get("body")?)?;
+    Ok(Some(Created::Existing(Box::new(session))))
 }
 
 /// A create that needs no look at other rows: no idempotency key to find, concurrent sessions
