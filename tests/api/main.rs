@@ -7,6 +7,7 @@ mod cms;
 mod direct_start;
 mod events;
 mod helpers;
+mod hostile_xml;
 mod ops;
 mod pg;
 mod portal;
