@@ -1,6 +1,11 @@
 //! `kyso dev`: the whole stack on one machine — the gateway on SQLite with the mock carriers
-//! embedded, a dev tenant whose API key is printed at start, and the virtual phone.
+//! embedded, a dev tenant whose API key is printed at start, and the virtual phone. It is
+//! configured by its flags alone: its database lives in `--state-dir` and it listens where
+//! `--listen` says. A `KYSO_…` setting in the environment (a production database, tenants,
+//! providers…) is never applied to it; `kyso dev` names the variable and refuses to start,
+//! since signing someone's pending session with the mock CA is worse than not starting.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -11,7 +16,7 @@ use mock_carriers::{MockCarriers, MockConfig};
 use rand::RngCore;
 use tokio::net::TcpListener;
 
-use crate::config::{env_overrides, hash_api_key, Config};
+use crate::config::{hash_api_key, Config};
 use crate::startup::Application;
 
 pub struct DevOptions {
@@ -22,8 +27,33 @@ pub struct DevOptions {
     pub api_key: Option<String>,
 }
 
-/// The dev configuration for a gateway at `listen` and mock carriers at `mock`; environment
-/// overrides (`KYSO_…`) still apply on top.
+/// `KYSO_…` variables `kyso dev` may start with: its own API key, the log format, and the
+/// test harness's, which kyso never reads. Any other is a setting it would not honour.
+const ALLOWED_VARIABLES: [&str; 4] = [
+    "KYSO_DEV_API_KEY",
+    "KYSO_LOG_FORMAT",
+    "KYSO_TEST_POSTGRES_URL",
+    "KYSO_REQUIRE_POSTGRES",
+];
+
+/// The names (never the values: they may be secrets) of the `KYSO_…` variables in `vars` that
+/// `kyso dev` will not honour. Matched without regard to case, as the configuration's
+/// environment overrides are.
+pub fn refused_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<String> {
+    let mut refused: Vec<String> = vars
+        .into_iter()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .filter(|name| {
+            let upper = name.to_ascii_uppercase();
+            upper.starts_with("KYSO_") && !ALLOWED_VARIABLES.contains(&upper.as_str())
+        })
+        .collect();
+    refused.sort();
+    refused
+}
+
+/// The dev configuration for a gateway at `listen` and mock carriers at `mock`, and nothing
+/// else: no environment override applies.
 pub fn dev_config(
     listen: SocketAddr,
     mock: SocketAddr,
@@ -96,12 +126,18 @@ receipt_message = "Da nhan chu ky"
         key = hash_api_key(api_key),
         root = root_path.display(),
     );
-    Ok(Config::from_figment(
-        Figment::from(Toml::string(&toml)).merge(env_overrides()),
-    )?)
+    Ok(Config::from_figment(Figment::from(Toml::string(&toml)))?)
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    let refused = refused_variables(std::env::vars_os());
+    if !refused.is_empty() {
+        anyhow::bail!(
+            "kyso dev is configured by its flags only and will not start with {} set: unset it, \
+             or run `kyso serve --config FILE` for a configured gateway",
+            refused.join(", ")
+        );
+    }
     std::fs::create_dir_all(&opts.state_dir)
         .with_context(|| format!("creating {}", opts.state_dir.display()))?;
     let mock = MockCarriers::new(MockConfig {
@@ -142,31 +178,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     );
     println!("  try: curl -H 'Authorization: Bearer {api_key}' http://{gateway}/v1/signatures");
 
-    let mock_task = tokio::spawn(mock_carriers::serve(mock_listener, mock, shutdown_signal()));
-    app.run(shutdown_signal()).await?;
+    let mock_task = tokio::spawn(mock_carriers::serve(
+        mock_listener,
+        mock,
+        crate::shutdown::signal(),
+    ));
+    app.run(crate::shutdown::signal()).await?;
     mock_task.abort();
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
 }

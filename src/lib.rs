@@ -5,10 +5,12 @@
 //! and the certificate, and records every state change with its event in the [`store`], from
 //! where [`events`] pushes it to the portal's WebSockets. [`domain`] holds the session and its
 //! rules; [`config`] and [`startup`] put the pieces together; [`dev`] runs everything with the
-//! mock carriers embedded; [`offline`] is `kyso verify`, the verifier on the command line.
+//! mock carriers embedded (the default `dev` feature); [`offline`] is `kyso verify`, the verifier
+//! on the command line.
 
 pub mod api;
 pub mod config;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod domain;
 pub mod engine;
@@ -16,6 +18,7 @@ pub mod events;
 pub mod limiter;
 pub mod offline;
 pub mod providers;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use kyso::config::Config;
-use kyso::dev::{self, DevOptions};
 use kyso::startup::Application;
-use kyso::{store, telemetry};
+use kyso::{shutdown, store, telemetry};
 
 #[derive(Parser)]
 #[command(name = "kyso", version, about = "Mobile-signing gateway")]
@@ -19,6 +18,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway on SQLite with the mock carriers embedded.
+    ///
+    /// Configured by these flags only: a `KYSO_…` setting in the environment (other than
+    /// KYSO_DEV_API_KEY and KYSO_LOG_FORMAT) makes it refuse to start. Absent from a build
+    /// without the `dev` feature.
     Dev {
         #[arg(long, default_value = "127.0.0.1:8700")]
         listen: SocketAddr,
@@ -51,22 +54,12 @@ async fn main() -> anyhow::Result<()> {
             listen,
             mock_listen,
             state_dir,
-        } => {
-            dev::run(DevOptions {
-                listen,
-                mock_listen,
-                state_dir,
-                api_key: std::env::var("KYSO_DEV_API_KEY")
-                    .ok()
-                    .filter(|k| !k.is_empty()),
-            })
-            .await
-        }
+        } => dev(listen, mock_listen, state_dir).await,
         Command::Serve { config } => {
             let config = Config::load(Some(&config))?;
             let app = Application::build(config).await?;
             tracing::info!(addr = %app.local_addr(), "kyso listening");
-            app.run(dev::shutdown_signal()).await
+            app.run(shutdown::signal()).await
         }
         Command::Migrate { config } => {
             let config = Config::load(config.as_deref())?;
@@ -75,4 +68,26 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "dev")]
+async fn dev(
+    listen: SocketAddr,
+    mock_listen: SocketAddr,
+    state_dir: PathBuf,
+) -> anyhow::Result<()> {
+    kyso::dev::run(kyso::dev::DevOptions {
+        listen,
+        mock_listen,
+        state_dir,
+        api_key: std::env::var("KYSO_DEV_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+    })
+    .await
+}
+
+#[cfg(not(feature = "dev"))]
+async fn dev(_: SocketAddr, _: SocketAddr, _: PathBuf) -> anyhow::Result<()> {
+    anyhow::bail!("kyso dev is not built in: this kyso was built without the `dev` feature")
 }

@@ -8,6 +8,7 @@ mod direct_start;
 mod events;
 mod helpers;
 mod hostile;
+mod hostile_xml;
 mod json_errors;
 mod leaks;
 mod ops;

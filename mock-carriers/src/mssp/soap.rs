@@ -1,14 +1,15 @@
 //! SOAP 1.2 for the mock MSSP: a safe, bounded XML reader (quick-xml) that turns a request
 //! body into a small element tree — refusing DTDs and any entity other than the five XML
-//! predefined ones, and limiting depth, element count and attributes — then unwraps the
+//! predefined ones, and limiting depth, element count, attributes and namespace declarations
+//! in scope — then unwraps the
 //! envelope (version, `mustUnderstand` headers, Body → RPC wrapper → part element); a refusal
 //! is a [`Fault`]. Elements are matched by local name; the wrapper's
 //! namespace and whether the part was namespace-qualified are kept so the answer can mirror
 //! the caller's style.
 
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::name::{NamespaceError, ResolveResult};
+use quick_xml::{NsReader, XmlVersion};
 
 pub use super::fault::{Fault, FaultCode};
 
@@ -18,6 +19,8 @@ const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const MAX_DEPTH: usize = 32;
 const MAX_ELEMENTS: usize = 4_096;
 const MAX_ATTRIBUTES: usize = 64;
+/// quick-xml refuses the binding over this before storing it (RUSTSEC-2026-0195).
+const MAX_NAMESPACES: usize = 64;
 
 /// One XML element: namespace URI, local name, attributes by local name, text and children.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +67,8 @@ pub enum XmlError {
     TooManyElements,
     #[error("an element has more than {MAX_ATTRIBUTES} attributes")]
     TooManyAttributes,
+    #[error("more than {MAX_NAMESPACES} namespace declarations in scope")]
+    TooManyNamespaces,
     #[error("the document has no root element")]
     Empty,
     #[error("malformed XML: {0}")]
@@ -75,7 +80,16 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|_| XmlError::NotUtf8)?;
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
-    let syntax = |e: quick_xml::Error| XmlError::Syntax(e.to_string());
+    reader
+        .resolver_mut()
+        .set_max_namespace_bindings(MAX_NAMESPACES);
+    let syntax = |e: quick_xml::Error| match e {
+        quick_xml::Error::Namespace(NamespaceError::TooManyBindings(_)) => {
+            XmlError::TooManyNamespaces
+        }
+        e => XmlError::Syntax(e.to_string()),
+    };
+    let mut version = XmlVersion::Implicit1_0;
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
@@ -91,7 +105,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
-                let element = open(&reader, start)?;
+                let element = open(&reader, start, version)?;
                 if matches!(event, Event::Start(_)) {
                     stack.push(element);
                 } else {
@@ -106,22 +120,19 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text
-                        .push_str(&t.decode().map_err(|e| XmlError::Syntax(e.to_string()))?);
+                    top.text.push_str(&t.xml_content(version));
                 }
             }
             Event::CData(c) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text
-                        .push_str(&c.decode().map_err(|e| XmlError::Syntax(e.to_string()))?);
+                    top.text.push_str(&c.xml_content(version));
                 }
             }
             Event::GeneralRef(r) => {
                 let resolved = if r.is_char_ref() {
                     r.resolve_char_ref().map_err(syntax)?
                 } else {
-                    let name = r.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                    match name.as_ref() {
+                    match &*r {
                         "lt" => Some('<'),
                         "gt" => Some('>'),
                         "amp" => Some('&'),
@@ -134,7 +145,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     top.text.push(c);
                 }
             }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::Decl(decl) => version = decl.xml_version().map_err(syntax)?,
+            Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => break,
         }
     }
@@ -147,42 +159,39 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
 fn open(
     reader: &NsReader<&[u8]>,
     start: &quick_xml::events::BytesStart<'_>,
+    version: XmlVersion,
 ) -> Result<Element, XmlError> {
-    let (ns, local) = reader.resolve_element(start.name());
+    let (ns, local) = reader.resolver().resolve_element(start.name());
     let ns = match ns {
-        ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        ResolveResult::Bound(ns) => Some(ns.as_ref().to_owned()),
         ResolveResult::Unbound => None,
         ResolveResult::Unknown(p) => {
-            return Err(XmlError::UnboundPrefix(
-                String::from_utf8_lossy(&p).into_owned(),
-            ))
+            return Err(XmlError::UnboundPrefix(p.chars().take(32).collect()))
         }
     };
     let mut element = Element {
         ns,
-        local: String::from_utf8_lossy(local.as_ref()).into_owned(),
+        local: local.as_ref().to_owned(),
         ..Element::default()
     };
     for attr in start.attributes() {
         let attr = attr.map_err(|e| XmlError::Syntax(e.to_string()))?;
-        let key = attr.key.as_ref();
-        if key == b"xmlns" || key.starts_with(b"xmlns:") {
+        if attr.key.as_namespace_binding().is_some() {
             continue;
         }
         if element.attrs.len() >= MAX_ATTRIBUTES {
             return Err(XmlError::TooManyAttributes);
         }
-        let value = attr.unescape_value().map_err(|e| match e {
+        let value = attr.normalized_value(version).map_err(|e| match e {
             quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, n)) => {
                 XmlError::Entity(n.chars().take(32).collect())
             }
             other => XmlError::Syntax(other.to_string()),
         })?;
         let local = attr.key.local_name();
-        element.attrs.push((
-            String::from_utf8_lossy(local.as_ref()).into_owned(),
-            value.into_owned(),
-        ));
+        element
+            .attrs
+            .push((local.as_ref().to_owned(), value.into_owned()));
     }
     Ok(element)
 }

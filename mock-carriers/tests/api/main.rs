@@ -6,6 +6,7 @@ mod mssp;
 mod mssp_behaviours;
 mod mssp_client;
 mod mssp_formats;
+mod mssp_hostile;
 mod mssp_schema;
 mod phone;
 mod pki;

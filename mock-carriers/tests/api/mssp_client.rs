@@ -207,7 +207,7 @@ impl Answer {
                         .attributes()
                         .flatten()
                         .find(|a| local(a.key.as_ref()) == attr)
-                        .and_then(|a| a.unescape_value().ok())
+                        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok())
                         .map(|v| v.into_owned());
                 }
                 Event::Eof => return None,
@@ -234,8 +234,8 @@ impl Answer {
                 }
                 Ok(Event::End(e)) if local(e.name().as_ref()) == element => inside = false,
                 Ok(Event::Text(t)) if inside => {
-                    if let (Some(last), Ok(text)) = (out.last_mut(), t.decode()) {
-                        last.push_str(&text);
+                    if let Some(last) = out.last_mut() {
+                        last.push_str(&t.xml10_content());
                     }
                 }
                 Ok(Event::Eof) | Err(_) => return out,
@@ -266,8 +266,7 @@ impl Answer {
     }
 }
 
-fn local(name: &[u8]) -> String {
-    let name = String::from_utf8_lossy(name);
+fn local(name: &str) -> String {
     name.rsplit(':').next().unwrap_or_default().to_owned()
 }
 

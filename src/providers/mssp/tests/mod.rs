@@ -13,6 +13,7 @@ use super::*;
 use crate::domain::ErrorCode;
 use crate::verify::Scheme;
 
+mod hostile;
 mod safety;
 mod schema;
 use crate::providers::Failure;
