@@ -82,8 +82,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Hostile> {
     let attackers: Vec<_> = (0..ATTACKERS)
         .map(|i| {
             let (http, url) = (http.clone(), gw.url("/v1/verifications"));
-            let (stop, answered, wrong, bodies) =
-                (stop.clone(), answered.clone(), wrong.clone(), bodies.clone());
+            let (stop, answered, wrong, bodies) = (
+                stop.clone(),
+                answered.clone(),
+                wrong.clone(),
+                bodies.clone(),
+            );
             tokio::spawn(async move {
                 let mut n = i;
                 while !stop.load(Ordering::Relaxed) {
@@ -102,8 +106,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Hostile> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = (Instant::now(), answered.load(Ordering::Relaxed));
     let measured = bystander(&http, &gw, &signer, window).await;
-    let attack_rate = (answered.load(Ordering::Relaxed) - before.1) as f64
-        / before.0.elapsed().as_secs_f64();
+    let attack_rate =
+        (answered.load(Ordering::Relaxed) - before.1) as f64 / before.0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for a in attackers {
         let _ = a.await;
@@ -181,7 +185,11 @@ async fn post(
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
-async fn expect_untrusted(http: &reqwest::Client, gw: &Gateway, body: &Value) -> anyhow::Result<()> {
+async fn expect_untrusted(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    body: &Value,
+) -> anyhow::Result<()> {
     let (status, answer) = post(http, &gw.url("/v1/verifications"), API_KEY, body).await?;
     if status != 422 || answer["error"]["code"] != "untrusted_certificate" {
         anyhow::bail!("a hostile chain was answered {status}: {answer}");
@@ -214,7 +222,10 @@ async fn bystander(
         });
         let t = Instant::now();
         let (status, answer) = post(http, &gw.url("/v1/signatures"), BYSTANDER_KEY, &body).await?;
-        anyhow::ensure!(status == 201, "the bystander's create answered {status}: {answer}");
+        anyhow::ensure!(
+            status == 201,
+            "the bystander's create answered {status}: {answer}"
+        );
         create.push(t.elapsed());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -232,10 +243,19 @@ pub fn rows(h: &Hostile) -> Vec<Row> {
         .alone
         .iter()
         .map(|(name, s)| {
-            Row::info("hostile", format!("alone: {name}"), format!("{} p50", ms(s.p50)))
-                .value(s.p50.as_secs_f64())
-                .budget("each ≤ 50 ms", s.max <= HOLD_BUDGET)
-                .detail(format!("p99 {}, max {} of {} requests", ms(s.p99), ms(s.max), s.n))
+            Row::info(
+                "hostile",
+                format!("alone: {name}"),
+                format!("{} p50", ms(s.p50)),
+            )
+            .value(s.p50.as_secs_f64())
+            .budget("each ≤ 50 ms", s.max <= HOLD_BUDGET)
+            .detail(format!(
+                "p99 {}, max {} of {} requests",
+                ms(s.p99),
+                ms(s.max),
+                s.n
+            ))
         })
         .collect();
     let during = format!(
@@ -250,7 +270,10 @@ pub fn rows(h: &Hostile) -> Vec<Row> {
             format!("p50 {} / p99 {}", ms(attacked.p50), ms(attacked.p99)),
         )
         .value(attacked.p99.as_secs_f64())
-        .budget("p99 ≤ 50 ms", attacked.p99 <= HOLD_BUDGET && h.wrong_answers == 0)
+        .budget(
+            "p99 ≤ 50 ms",
+            attacked.p99 <= HOLD_BUDGET && h.wrong_answers == 0,
+        )
         .detail(format!(
             "quiet p50 {} / p99 {}; {during}",
             ms(quiet.p50),

@@ -231,7 +231,9 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
 
     if opts.wants("hostile") {
         match hostile::run(&ctx).await {
-            Ok(h) => hostile::rows(&h).into_iter().for_each(|row| report.push(row)),
+            Ok(h) => hostile::rows(&h)
+                .into_iter()
+                .for_each(|row| report.push(row)),
             Err(e) => report.push(Row::failed("hostile", "hostile certificate chains", &e)),
         }
     }

@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::digest::{Digest as LcDigest, SHA256 as LC_SHA256};
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use chrono::Utc;
 use der::{Decode, Encode};
 use kyso::verify::{RevocationPolicy, Scheme, SignatureCheck, TrustAnchors, Verifier};
 use mock_carriers::pki::Provider;
 use mock_carriers::{MockCarriers, MockConfig};
-use aws_lc_rs::digest::{Digest as LcDigest, SHA256 as LC_SHA256};
-use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use sha2::{Digest, Sha256};
 
 use crate::Ctx;

@@ -6,7 +6,7 @@
 //! `rsa` crate's, which tests keep as a second opinion).
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature::{self as lc, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm};
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
 use rsa::traits::PublicKeyParts;
@@ -30,24 +30,15 @@ const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 
 /// An RSA public key that passed kyso's rules, kept as the PKCS#1 `RSAPublicKey` DER that
-/// aws-lc-rs reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// aws-lc-rs reads, and parsed once for PKCS#1 v1.5 with SHA-256: a known signer's next
+/// signature is then the RSA operation and little else.
+#[derive(Debug, Clone)]
 pub(crate) struct PublicKey {
     pkcs1: Box<[u8]>,
+    pkcs1v15_sha256: ParsedPublicKey,
 }
 
 impl PublicKey {
-    fn verify_with(
-        &self,
-        algorithm: &'static dyn VerificationAlgorithm,
-        data: &[u8],
-        signature: &[u8],
-    ) -> Result<(), ()> {
-        UnparsedPublicKey::new(algorithm, &*self.pkcs1)
-            .verify(data, signature)
-            .map_err(|_| ())
-    }
-
     /// The key as the `rsa` crate reads it, for tests that compare the two implementations.
     #[cfg(test)]
     pub(crate) fn to_rsa(&self) -> RsaPublicKey {
@@ -91,8 +82,11 @@ pub(crate) fn public_key(cert: &Certificate) -> Result<PublicKey, VerifyError> {
     }
     .to_der()
     .map_err(|e| malformed(&format!("RSA public key: {e}")))?;
+    let pkcs1v15_sha256 = ParsedPublicKey::new(&lc::RSA_PKCS1_2048_8192_SHA256, &pkcs1)
+        .map_err(|e| VerifyError::UntrustedCertificate(format!("unusable RSA key: {e}")))?;
     Ok(PublicKey {
         pkcs1: pkcs1.into_boxed_slice(),
+        pkcs1v15_sha256,
     })
 }
 
@@ -110,15 +104,14 @@ pub(crate) fn verify_digest(
     // aws-lc-rs's PSS verification expects a salt as long as the hash, which is what the
     // providers use.
     const _: () = assert!(PSS_SALT_LEN == 32);
-    let algorithm: &'static dyn VerificationAlgorithm = match scheme {
-        Scheme::Pkcs1v15 => &lc::RSA_PKCS1_2048_8192_SHA256,
-        Scheme::PssSha256 => &lc::RSA_PSS_2048_8192_SHA256,
-    };
     let digest = digest::Digest::import_less_safe(digest, &digest::SHA256)
         .map_err(|_| VerifyError::InvalidSignature)?;
-    UnparsedPublicKey::new(algorithm, &*key.pkcs1)
-        .verify_digest(&digest, signature)
-        .map_err(|_| VerifyError::InvalidSignature)
+    match scheme {
+        Scheme::Pkcs1v15 => key.pkcs1v15_sha256.verify_digest_sig(&digest, signature),
+        Scheme::PssSha256 => UnparsedPublicKey::new(&lc::RSA_PSS_2048_8192_SHA256, &*key.pkcs1)
+            .verify_digest(&digest, signature),
+    }
+    .map_err(|_| VerifyError::InvalidSignature)
 }
 
 /// How a certificate's signature algorithm is treated.
@@ -171,13 +164,19 @@ pub(crate) fn verify_signed(
     signature: &[u8],
     key: &PublicKey,
 ) -> Result<(), String> {
-    let algorithm: &'static dyn VerificationAlgorithm = match cert_hash(algorithm)? {
-        CertHash::Sha256 => &lc::RSA_PKCS1_2048_8192_SHA256,
+    let other: &'static dyn VerificationAlgorithm = match cert_hash(algorithm)? {
+        CertHash::Sha256 => {
+            return key
+                .pkcs1v15_sha256
+                .verify_sig(data, signature)
+                .map_err(|_| "signature does not verify".into())
+        }
         CertHash::Sha384 => &lc::RSA_PKCS1_2048_8192_SHA384,
         CertHash::Sha512 => &lc::RSA_PKCS1_2048_8192_SHA512,
     };
-    key.verify_with(algorithm, data, signature)
-        .map_err(|()| "signature does not verify".into())
+    UnparsedPublicKey::new(other, &*key.pkcs1)
+        .verify(data, signature)
+        .map_err(|_| "signature does not verify".into())
 }
 
 #[cfg(test)]
