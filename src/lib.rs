@@ -18,5 +18,6 @@ pub mod offline;
 pub mod providers;
 pub mod startup;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod verify;

@@ -90,6 +90,7 @@ impl Application {
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             usb,
+            supervisor: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -112,6 +113,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let supervisor = Arc::clone(&self.state.supervisor);
         let engine = self.state.engine.clone();
         let mut engine_stop = stop_rx.clone();
         let fan_in = {
@@ -123,20 +126,33 @@ impl Application {
         let scheduler = tokio::spawn(engine.run(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
         }));
+        let mut watched = vec![
+            supervisor.watch("scheduler", scheduler, Arc::clone(&stop_tx)),
+            supervisor.watch("event fan-in", fan_in, Arc::clone(&stop_tx)),
+        ];
+        for (name, task) in self.state.engine.store.take_tasks() {
+            // The store's tasks run as long as the store, past this function: not awaited.
+            drop(supervisor.watch(name, task, Arc::clone(&stop_tx)));
+        }
         let app = api::router(self.state);
         let mut server_stop = stop_rx;
         let server =
             axum::serve(self.listener.tap_io(no_delay), app).with_graceful_shutdown(async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             });
+        let stop = Arc::clone(&stop_tx);
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            let _ = stop.send(true);
         });
         server.await.context("serving HTTP")?;
-        let _ = scheduler.await;
-        let _ = fan_in.await;
-        Ok(())
+        for task in watched.drain(..) {
+            let _ = task.await;
+        }
+        match supervisor.failure() {
+            Some(failure) => anyhow::bail!("{failure}"),
+            None => Ok(()),
+        }
     }
 }
 

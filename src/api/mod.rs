@@ -42,6 +42,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The USB-token path: its verifier, anchors and challenges.
     pub usb: Arc<UsbPath>,
+    /// Whether a background task died (then the instance is not ready).
+    pub supervisor: Arc<crate::supervisor::Supervisor>,
 }
 
 #[derive(OpenApi)]

@@ -168,8 +168,11 @@ pub trait Store: Send + Sync {
     /// Gives claimed sessions back without working on them.
     async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError>;
     /// Publishes to `hub` the events other instances commit, until `shutdown`. A single-instance
-    /// backend has none and returns at once.
+    /// backend has none and only waits for `shutdown`: returning earlier means it failed.
     async fn fan_in(&self, hub: crate::events::Hub, shutdown: tokio::sync::watch::Receiver<bool>);
+    /// The store's own background tasks (writers, waker), named, for the application to
+    /// supervise: each runs as long as the store. Handed out once; later calls get none.
+    fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)>;
     /// The earliest `next_check_at` of any unfinished session.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Applies a status change with its event; `None` when the session no longer had

@@ -31,6 +31,8 @@ pub struct SqliteStore {
     writes: mpsc::Sender<Op>,
     reader: SqlitePool,
     lease_ms: i64,
+    /// The writer and the checkpointer, until [`Store::take_tasks`].
+    tasks: std::sync::Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
 }
 
 /// Writes waiting for the writer before callers wait to enqueue.
@@ -75,12 +77,12 @@ impl SqliteStore {
             .await?;
         let (writes, queue) = mpsc::channel(QUEUE);
         let restart = Arc::new(AtomicBool::new(false));
-        tokio::spawn(writer::run(writer.acquire().await?, queue, restart.clone()));
+        let writer = tokio::spawn(writer::run(writer.acquire().await?, queue, restart.clone()));
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        tokio::spawn(checkpoint(
+        let checkpointer = tokio::spawn(checkpoint(
             checkpointer,
             writes.downgrade(),
             wal_limit,
@@ -90,6 +92,10 @@ impl SqliteStore {
             writes,
             reader,
             lease_ms: lease.as_millis().try_into().unwrap_or(i64::MAX),
+            tasks: std::sync::Mutex::new(vec![
+                ("sqlite writer", writer),
+                ("sqlite checkpointer", checkpointer),
+            ]),
         })
     }
 
@@ -319,7 +325,17 @@ impl Store for SqliteStore {
     }
 
     /// One instance owns the file: there is nobody else to hear from.
-    async fn fan_in(&self, _: crate::events::Hub, _: tokio::sync::watch::Receiver<bool>) {}
+    async fn fan_in(
+        &self,
+        _: crate::events::Hub,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let _ = shutdown.wait_for(|s| *s).await;
+    }
+
+    fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;

@@ -6,6 +6,7 @@ mod cluster;
 mod cms;
 mod direct_start;
 mod events;
+mod fatal;
 mod helpers;
 mod ops;
 mod pg;
