@@ -84,9 +84,10 @@ impl Application {
         let state = AppState {
             engine,
             tenants: Arc::new(Tenants::new(&config.tenants)),
-            tickets: Arc::new(Tickets::new(Duration::from_secs(
-                config.events.ticket_ttl_s,
-            ))),
+            tickets: Arc::new(Tickets::new(
+                Duration::from_secs(config.events.ticket_ttl_s),
+                config.events.max_tickets_per_tenant,
+            )),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             usb,

@@ -92,12 +92,25 @@ pub struct Ticket {
 }
 
 /// A single-use ticket, valid for a minute, to open `/v1/events?ticket=…` from a browser.
+/// Counted against the tenant's request rate; a tenant holds at most
+/// `events.max_tickets_per_tenant` unredeemed tickets (429 `too_many_tickets` past it).
 #[utoipa::path(post, path = "/v1/events/tickets",
-    responses((status = 200, body = Ticket), (status = 401)), security(("bearer" = [])))]
-pub async fn ticket(State(app): State<AppState>, tenant: Tenant) -> Json<Ticket> {
+    responses((status = 200, body = Ticket), (status = 401), (status = 429)),
+    security(("bearer" = [])))]
+pub async fn ticket(State(app): State<AppState>, tenant: Tenant) -> Result<Json<Ticket>, ApiError> {
+    if !tenant.0.rate.try_take() {
+        return Err(ApiError::RateLimited);
+    }
+    let ticket = app
+        .tickets
+        .issue(tenant.id())
+        .map_err(|e| ApiError::TooMany {
+            code: "too_many_tickets",
+            message: e.to_string(),
+        })?;
     let ttl = app.tickets.ttl();
-    Json(Ticket {
-        ticket: app.tickets.issue(tenant.id()),
+    Ok(Json(Ticket {
+        ticket,
         expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
-    })
+    }))
 }

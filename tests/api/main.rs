@@ -8,6 +8,7 @@ mod direct_start;
 mod events;
 mod fatal;
 mod helpers;
+mod limits;
 mod ops;
 mod pg;
 mod portal;
