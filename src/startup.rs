@@ -17,6 +17,7 @@ use crate::config::{Config, ProviderKind};
 use crate::domain::SignerRule;
 use crate::engine::breaker::Breaker;
 use crate::engine::{Engine, EngineConfig};
+use crate::events::sockets::Sockets;
 use crate::events::tickets::Tickets;
 use crate::events::Hub;
 use crate::limiter::TokenBucket;
@@ -88,6 +89,7 @@ impl Application {
                 Duration::from_secs(config.events.ticket_ttl_s),
                 config.events.max_tickets_per_tenant,
             )),
+            sockets: Arc::new(Sockets::new(config.events.max_sockets_per_tenant)),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             usb,

@@ -19,8 +19,12 @@ use super::AppState;
 use crate::domain::SessionId;
 use crate::events::ws::{pump, Subscription};
 
-/// Client frames are only acks; anything larger is abuse.
+/// Client frames are only acks; anything larger is abuse, refused from the frame's header
+/// (a message limit alone let a 16 MiB frame be read first).
 const MAX_CLIENT_FRAME: usize = 4096;
+
+/// Read buffer per socket (tungstenite allocates 128 KiB up front by default): acks are small.
+const READ_BUFFER: usize = 8 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,7 +45,8 @@ pub struct EventParams {
 
 /// The tenant's event stream (WebSocket): `{"type":"session.updated","seq":N,"session":{…}}`.
 #[utoipa::path(get, path = "/v1/events", params(EventParams),
-    responses((status = 101, description = "WebSocket upgrade"), (status = 400), (status = 401)),
+    responses((status = 101, description = "WebSocket upgrade"), (status = 400), (status = 401),
+        (status = 429, description = "the tenant has events.max_sockets_per_tenant sockets open")),
     security(("bearer" = [])))]
 pub async fn events(
     State(app): State<AppState>,
@@ -67,8 +72,19 @@ pub async fn events(
         })?),
         None => None,
     };
+    let tenant_id: std::sync::Arc<str> = tenant.config.id.as_str().into();
+    let slot = app
+        .sockets
+        .open(&tenant_id)
+        .ok_or_else(|| ApiError::TooMany {
+            code: "too_many_sockets",
+            message: format!(
+                "{} event sockets are open for this tenant, the most allowed; close one first",
+                app.sockets.limit()
+            ),
+        })?;
     let sub = Subscription {
-        tenant: tenant.config.id.as_str().into(),
+        tenant: tenant_id,
         after: p.after,
         session,
         ping_every: Duration::from_secs(app.config.events.ping_interval_s),
@@ -79,9 +95,12 @@ pub async fn events(
     let live = app.engine.hub.subscribe();
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             pump(sink, stream, store, live, sub).await;
+            drop(slot);
         }))
 }
 
