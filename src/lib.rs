@@ -16,6 +16,7 @@ pub mod events;
 pub mod limiter;
 pub mod offline;
 pub mod providers;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod supervisor;

@@ -1,7 +1,6 @@
 //! Builds the application from its configuration and runs it: the HTTP server and the
 //! scheduler, until a shutdown signal. Tests use the same code on port 0.
 
-use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,7 +26,7 @@ use crate::providers::smartca::SmartCa;
 use crate::providers::Provider;
 use crate::store::StoreOptions;
 use crate::verify::{OnlineOptions, TrustAnchors, Verifier};
-use crate::{store, telemetry};
+use crate::{server, store, telemetry};
 
 pub struct Application {
     listener: TcpListener,
@@ -137,18 +136,23 @@ impl Application {
             // The store's tasks run as long as the store, past this function: not awaited.
             drop(supervisor.watch(name, task, Arc::clone(&stop_tx)));
         }
+        let limits = server::Limits {
+            header_read_timeout: Duration::from_secs(
+                self.state.config.server.header_read_timeout_s,
+            ),
+            max_connections: self.state.config.server.max_connections,
+        };
         let app = api::router(self.state);
         let mut server_stop = stop_rx;
-        let server =
-            axum::serve(self.listener.tap_io(no_delay), app).with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            });
+        let server = server::serve(self.listener, app, limits, async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
         let stop = Arc::clone(&stop_tx);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
         });
-        server.await.context("serving HTTP")?;
+        server.await;
         for task in watched.drain(..) {
             let _ = task.await;
         }
@@ -222,12 +226,4 @@ pub fn load_anchors(paths: &[String]) -> anyhow::Result<TrustAnchors> {
     }
     anyhow::ensure!(!ders.is_empty(), "no trust anchor configured");
     Ok(TrustAnchors::from_der(ders)?)
-}
-
-/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
-/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
 }

@@ -4,6 +4,7 @@
 mod behaviour;
 mod cluster;
 mod cms;
+mod connections;
 mod direct_start;
 mod events;
 mod fatal;
