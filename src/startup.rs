@@ -203,6 +203,7 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             revocation: p.revocation,
             verifier: Arc::clone(verifier),
             callback_auth: p.callback_auth.clone(),
+            callback_rate: TokenBucket::new(p.callback_rate_per_s, p.callback_rate_per_s),
         });
     }
     Ok(registry)

@@ -78,6 +78,18 @@ impl Work {
     }
 }
 
+/// What a provider push would change, as read before any write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushTarget {
+    /// No unfinished session of that provider has the id: nothing to do.
+    Missing,
+    /// Due now and nobody works on it, or already marked by an earlier push: the push adds
+    /// nothing.
+    Pending,
+    /// Waiting for a later check, or held by a step: the push needs [`Store::wake`].
+    Waiting,
+}
+
 /// What a provider push did to a session.
 #[derive(Debug)]
 pub enum Woken {
@@ -192,6 +204,10 @@ pub trait Store: Send + Sync {
     /// for this instance in the same write, so its check can start at once; one already in
     /// flight is marked so that its step's write leaves it due now.
     async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError>;
+    /// Reads, without writing, whether a push for `id` would change anything (see
+    /// [`PushTarget`]): pushes for unknown or finished sessions, and repeated ones, then cost
+    /// a read instead of a place in the writer's queue.
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError>;
     async fn events_after(
         &self,
         tenant: &str,

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
+    PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
@@ -386,6 +386,10 @@ impl Store for PgStore {
             reply,
         };
         super::request(&self.wakes, wake).await
+    }
+
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError> {
+        waker::push_target(&self.pool, id, provider).await
     }
 
     async fn events_after(

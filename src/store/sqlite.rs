@@ -17,12 +17,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
+    PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use writer::Op;
@@ -294,6 +294,27 @@ impl Store for SqliteStore {
             Ok((body, work)) => Woken::Claimed(Box::new(Work::from_row(&body, work)?)),
             Err(true) => Woken::Marked,
             Err(false) => Woken::Missing,
+        })
+    }
+
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError> {
+        let row = sqlx::query(
+            "SELECT next_check_at, claimed, woken FROM sessions WHERE id = ? AND provider = ?",
+        )
+        .bind(id.as_str())
+        .bind(provider)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(PushTarget::Missing);
+        };
+        let next: Option<i64> = row.try_get("next_check_at")?;
+        let (claimed, woken): (bool, bool) = (row.try_get("claimed")?, row.try_get("woken")?);
+        Ok(match next {
+            None => PushTarget::Missing,
+            Some(_) if woken => PushTarget::Pending,
+            Some(at) if !claimed && at <= ms(Utc::now()) => PushTarget::Pending,
+            Some(_) => PushTarget::Waiting,
         })
     }
 

@@ -13,6 +13,7 @@ mod limits;
 mod ops;
 mod pg;
 mod portal;
+mod pushes;
 mod restart;
 mod revocation;
 mod signing;
