@@ -14,6 +14,8 @@ use crate::providers::mssp::MsspConfig;
 use crate::providers::smartca::SmartcaConfig;
 use crate::verify::RevocationPolicy;
 
+mod validate;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -47,6 +49,12 @@ pub struct ServerConfig {
     pub max_wait_s: u64,
     /// Serve the demo portal page at `/demo` (the dev stack turns it on).
     pub demo_page: bool,
+    /// A connection that has not sent a whole request head this long after connecting (or
+    /// after its previous response) is closed: slow and idle sockets cannot pile up.
+    pub header_read_timeout_s: u64,
+    /// Connections served at once, WebSockets included; further ones wait in the listen
+    /// backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +64,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 1_500_000,
             max_wait_s: 60,
             demo_page: false,
+            header_read_timeout_s: 10,
+            max_connections: 8192,
         }
     }
 }
@@ -113,6 +123,10 @@ pub struct EventsConfig {
     pub ticket_ttl_s: u64,
     /// Events buffered for live subscribers before a slow one must catch up from the outbox.
     pub buffer: usize,
+    /// Unredeemed browser tickets one tenant may hold; past it, new ones answer 429.
+    pub max_tickets_per_tenant: usize,
+    /// Open event WebSockets per tenant; past it, new ones answer 429 before the upgrade.
+    pub max_sockets_per_tenant: usize,
 }
 
 impl Default for EventsConfig {
@@ -122,6 +136,8 @@ impl Default for EventsConfig {
             send_timeout_s: 10,
             ticket_ttl_s: 60,
             buffer: 4096,
+            max_tickets_per_tenant: 1000,
+            max_sockets_per_tenant: 500,
         }
     }
 }
@@ -180,6 +196,10 @@ pub struct ProviderConfig {
     /// How long an open circuit stops calls before one probe is let through.
     #[serde(default = "default_circuit_open")]
     pub circuit_open_ms: u64,
+    /// Pushes to `/callbacks/{id}` acted on per second (burst: as many); past it they are
+    /// answered and ignored, since the session is polled anyway.
+    #[serde(default = "default_callback_rate")]
+    pub callback_rate_per_s: u32,
     pub smartca: Option<SmartcaConfig>,
     pub mssp: Option<MsspConfig>,
     /// How the provider's pushes are authenticated: `{ kind = "none" }` (default),
@@ -261,6 +281,9 @@ fn default_circuit_failures() -> u32 {
 fn default_circuit_open() -> u64 {
     10_000
 }
+fn default_callback_rate() -> u32 {
+    200
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -270,6 +293,12 @@ pub enum ConfigError {
     MissingSection(String, &'static str, &'static str),
     #[error("tenant `{0}`: api_key_sha256 must be 64 lowercase hex characters")]
     BadKeyHash(String),
+    #[error("configuration: `{key}` = {value} is outside its range {range}")]
+    OutOfRange {
+        key: String,
+        value: String,
+        range: String,
+    },
 }
 
 impl Config {
@@ -310,7 +339,7 @@ impl Config {
                 return Err(ConfigError::MissingSection(id.clone(), "mssp", "mssp"));
             }
         }
-        Ok(())
+        validate::ranges(self)
     }
 }
 

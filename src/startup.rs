@@ -1,7 +1,6 @@
 //! Builds the application from its configuration and runs it: the HTTP server and the
 //! scheduler, until a shutdown signal. Tests use the same code on port 0.
 
-use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +16,7 @@ use crate::config::{Config, ProviderKind};
 use crate::domain::SignerRule;
 use crate::engine::breaker::Breaker;
 use crate::engine::{Engine, EngineConfig};
+use crate::events::sockets::Sockets;
 use crate::events::tickets::Tickets;
 use crate::events::Hub;
 use crate::limiter::TokenBucket;
@@ -26,7 +26,7 @@ use crate::providers::smartca::SmartCa;
 use crate::providers::Provider;
 use crate::store::StoreOptions;
 use crate::verify::{OnlineOptions, TrustAnchors, Verifier};
-use crate::{store, telemetry};
+use crate::{server, store, telemetry};
 
 pub struct Application {
     listener: TcpListener,
@@ -84,12 +84,15 @@ impl Application {
         let state = AppState {
             engine,
             tenants: Arc::new(Tenants::new(&config.tenants)),
-            tickets: Arc::new(Tickets::new(Duration::from_secs(
-                config.events.ticket_ttl_s,
-            ))),
+            tickets: Arc::new(Tickets::new(
+                Duration::from_secs(config.events.ticket_ttl_s),
+                config.events.max_tickets_per_tenant,
+            )),
+            sockets: Arc::new(Sockets::new(config.events.max_sockets_per_tenant)),
             config: Arc::new(config),
             metrics: telemetry::metrics_handle(),
             usb,
+            supervisor: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -112,6 +115,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let supervisor = Arc::clone(&self.state.supervisor);
         let engine = self.state.engine.clone();
         let mut engine_stop = stop_rx.clone();
         let fan_in = {
@@ -123,20 +128,38 @@ impl Application {
         let scheduler = tokio::spawn(engine.run(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
         }));
+        let mut watched = vec![
+            supervisor.watch("scheduler", scheduler, Arc::clone(&stop_tx)),
+            supervisor.watch("event fan-in", fan_in, Arc::clone(&stop_tx)),
+        ];
+        for (name, task) in self.state.engine.store.take_tasks() {
+            // The store's tasks run as long as the store, past this function: not awaited.
+            drop(supervisor.watch(name, task, Arc::clone(&stop_tx)));
+        }
+        let limits = server::Limits {
+            header_read_timeout: Duration::from_secs(
+                self.state.config.server.header_read_timeout_s,
+            ),
+            max_connections: self.state.config.server.max_connections,
+        };
         let app = api::router(self.state);
         let mut server_stop = stop_rx;
-        let server =
-            axum::serve(self.listener.tap_io(no_delay), app).with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            });
+        let server = server::serve(self.listener, app, limits, async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        let stop = Arc::clone(&stop_tx);
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            let _ = stop.send(true);
         });
-        server.await.context("serving HTTP")?;
-        let _ = scheduler.await;
-        let _ = fan_in.await;
-        Ok(())
+        server.await;
+        for task in watched.drain(..) {
+            let _ = task.await;
+        }
+        match supervisor.failure() {
+            Some(failure) => anyhow::bail!("{failure}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -180,6 +203,7 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             revocation: p.revocation,
             verifier: Arc::clone(verifier),
             callback_auth: p.callback_auth.clone(),
+            callback_rate: TokenBucket::new(p.callback_rate_per_s, p.callback_rate_per_s),
         });
     }
     Ok(registry)
@@ -203,12 +227,4 @@ pub fn load_anchors(paths: &[String]) -> anyhow::Result<TrustAnchors> {
     }
     anyhow::ensure!(!ders.is_empty(), "no trust anchor configured");
     Ok(TrustAnchors::from_der(ders)?)
-}
-
-/// Small responses and WebSocket frames leave at once: with Nagle's algorithm a frame written
-/// right after another waits for the peer's delayed ACK (up to 40 ms on Linux).
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
 }

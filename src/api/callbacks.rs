@@ -1,6 +1,9 @@
 //! `POST /callbacks/{provider_id}`: pushes from providers. A push is untrusted: it only makes
 //! the named session due now, and the engine asks the provider itself. Unknown or finished
-//! sessions and duplicates answer 200 and change nothing.
+//! sessions and duplicates answer 200 and change nothing (nor write anything). Each provider's
+//! pushes are bounded by `callback_rate_per_s`; past it they answer 429 (or the provider's
+//! receipt, where its protocol expects one) and do nothing. `kyso_callbacks_total` counts them
+//! by provider and result: unauthenticated, malformed, rate_limited, ignored, coalesced, woken.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,6 +18,7 @@ use super::error::ApiError;
 use super::extract::PathParams;
 use super::AppState;
 use crate::domain::SessionId;
+use crate::engine::Pushed;
 
 const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
@@ -54,18 +58,29 @@ pub async fn callback(
         metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "malformed").increment(1);
         ApiError::bad_request("invalid_callback", e.to_string())
     })?;
-    let mut woken = 0;
-    for hint in answer.hints {
-        let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
-            continue;
-        };
-        if app.engine.push(&id, &provider).await? {
-            woken += 1;
+    let result = if entry.callback_rate.try_take() {
+        let mut pushed = Pushed::Missing;
+        for hint in answer.hints {
+            let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
+                continue;
+            };
+            pushed = pushed.max(app.engine.push(&id, &provider).await?);
         }
-    }
-    let result = if woken > 0 { "woken" } else { "ignored" };
+        match pushed {
+            Pushed::Woken => "woken",
+            Pushed::Coalesced => "coalesced",
+            Pushed::Missing => "ignored",
+        }
+    } else {
+        "rate_limited"
+    };
     metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result)
         .increment(1);
+    // Past the provider's push rate nothing was done (the session is polled anyway): 429,
+    // unless the protocol expects its receipt whatever happens.
+    if result == "rate_limited" && answer.reply.is_none() {
+        return Err(ApiError::RateLimited);
+    }
     // Some providers expect their own acknowledgement (an MSSP: a SOAP receipt).
     Ok(match answer.reply {
         Some(reply) => ([(CONTENT_TYPE, reply.content_type)], reply.body).into_response(),

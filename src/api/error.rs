@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 429
     #[error("rate limit exceeded; retry later")]
     RateLimited,
+    /// 429: a bounded resource (tickets, event sockets) is full for this tenant.
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String },
     /// 502
     #[error("{0}")]
     BadGateway(String),
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

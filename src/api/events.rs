@@ -20,8 +20,12 @@ use super::AppState;
 use crate::domain::SessionId;
 use crate::events::ws::{pump, Subscription};
 
-/// Client frames are only acks; anything larger is abuse.
+/// Client frames are only acks; anything larger is abuse, refused from the frame's header
+/// (a message limit alone let a 16 MiB frame be read first).
 const MAX_CLIENT_FRAME: usize = 4096;
+
+/// Read buffer per socket (tungstenite allocates 128 KiB up front by default): acks are small.
+const READ_BUFFER: usize = 8 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,7 +56,8 @@ struct TicketParam {
 
 /// The tenant's event stream (WebSocket): `{"type":"session.updated","seq":N,"session":{…}}`.
 #[utoipa::path(get, path = "/v1/events", params(EventParams),
-    responses((status = 101, description = "WebSocket upgrade"), (status = 400), (status = 401)),
+    responses((status = 101, description = "WebSocket upgrade"), (status = 400), (status = 401),
+        (status = 429, description = "the tenant has events.max_sockets_per_tenant sockets open")),
     security(("bearer" = [])))]
 pub async fn events(
     State(app): State<AppState>,
@@ -90,8 +95,19 @@ pub async fn events(
             format!("GET /v1/events is a WebSocket: {}", e.body_text()),
         )
     })?;
+    let tenant_id: std::sync::Arc<str> = tenant.config.id.as_str().into();
+    let slot = app
+        .sockets
+        .open(&tenant_id)
+        .ok_or_else(|| ApiError::TooMany {
+            code: "too_many_sockets",
+            message: format!(
+                "{} event sockets are open for this tenant, the most allowed; close one first",
+                app.sockets.limit()
+            ),
+        })?;
     let sub = Subscription {
-        tenant: tenant.config.id.as_str().into(),
+        tenant: tenant_id,
         after: p.after,
         session,
         ping_every: Duration::from_secs(app.config.events.ping_interval_s),
@@ -102,9 +118,12 @@ pub async fn events(
     let live = app.engine.hub.subscribe();
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             pump(sink, stream, store, live, sub).await;
+            drop(slot);
         }))
 }
 
@@ -115,12 +134,25 @@ pub struct Ticket {
 }
 
 /// A single-use ticket, valid for a minute, to open `/v1/events?ticket=…` from a browser.
+/// Counted against the tenant's request rate; a tenant holds at most
+/// `events.max_tickets_per_tenant` unredeemed tickets (429 `too_many_tickets` past it).
 #[utoipa::path(post, path = "/v1/events/tickets",
-    responses((status = 200, body = Ticket), (status = 401)), security(("bearer" = [])))]
-pub async fn ticket(State(app): State<AppState>, tenant: Tenant) -> Json<Ticket> {
+    responses((status = 200, body = Ticket), (status = 401), (status = 429)),
+    security(("bearer" = [])))]
+pub async fn ticket(State(app): State<AppState>, tenant: Tenant) -> Result<Json<Ticket>, ApiError> {
+    if !tenant.0.rate.try_take() {
+        return Err(ApiError::RateLimited);
+    }
+    let ticket = app
+        .tickets
+        .issue(tenant.id())
+        .map_err(|e| ApiError::TooMany {
+            code: "too_many_tickets",
+            message: e.to_string(),
+        })?;
     let ttl = app.tickets.ttl();
-    Json(Ticket {
-        ticket: app.tickets.issue(tenant.id()),
+    Ok(Json(Ticket {
+        ticket,
         expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
-    })
+    }))
 }

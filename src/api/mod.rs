@@ -38,10 +38,14 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub tenants: Arc<Tenants>,
     pub tickets: Arc<Tickets>,
+    /// Open event sockets per tenant.
+    pub sockets: Arc<crate::events::sockets::Sockets>,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// The USB-token path: its verifier, anchors and challenges.
     pub usb: Arc<UsbPath>,
+    /// Whether a background task died (then the instance is not ready).
+    pub supervisor: Arc<crate::supervisor::Supervisor>,
 }
 
 #[derive(OpenApi)]

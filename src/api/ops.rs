@@ -22,9 +22,15 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers. Providers whose circuit is open are listed but do not make
+/// Ready when the database answers and no background task has died. Providers whose circuit is open are listed but do not make
 /// the instance unready: another instance could not reach them either.
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    if let Some(failure) = app.supervisor.failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "failed": failure })),
+        );
+    }
     let open = app.engine.providers.open_circuits();
     match app.engine.store.ping().await {
         Ok(()) => (

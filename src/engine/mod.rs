@@ -5,6 +5,7 @@
 
 pub mod breaker;
 mod bundles;
+mod push;
 mod step;
 
 /// Expired sessions claimed at once for a provider that cannot take work (they need no call).
@@ -30,8 +31,9 @@ use tokio::sync::Notify;
 use crate::domain::SessionId;
 use crate::events::Hub;
 use crate::providers::registry::{ProviderEntry, Registry};
-use crate::store::{Change, Created, Event, NewSession, Store, StoreError, Woken, Work};
+use crate::store::{Change, Created, Event, NewSession, Store, StoreError, Work};
 
+pub use push::Pushed;
 pub use step::WorkState;
 
 #[derive(Debug, Clone)]
@@ -117,44 +119,6 @@ impl Engine {
     /// Asks the scheduler to look for due work now (a session was created or a callback came).
     pub fn wake(&self) {
         self.wake.notify_one();
-    }
-
-    /// A provider pushed news of session `id`. When the session's step is running here, the
-    /// push is only noted and the session is checked again as that step ends, without a
-    /// database write: a crash before then brings the session back at its lease's end, or, once
-    /// the step's own write has given the lease back, at its next scheduled check (the poll
-    /// interval) — a push is a hint, and the provider is polled anyway. Otherwise, when the
-    /// provider can take a call now (and the engine is not stopping), the session is claimed in
-    /// the same write that wakes it and its check starts here, without waiting for a scheduler
-    /// pass; else it is only made due. Returns whether the push named an unfinished session of
-    /// `provider`.
-    pub async fn push(
-        self: &Arc<Self>,
-        id: &SessionId,
-        provider: &str,
-    ) -> Result<bool, StoreError> {
-        if self.note_push(id.as_str(), provider) {
-            metrics::counter!("kyso_pushes_during_step_total").increment(1);
-            return Ok(true);
-        }
-        let entry = self.providers.get(provider).cloned();
-        let permit = entry
-            .as_ref()
-            .filter(|_| !self.stopping.load(Ordering::Relaxed))
-            .and_then(|e| slot(e, 1));
-        let woken = self.store.wake(id, provider, permit.is_some()).await?;
-        let found = woken.found();
-        match (woken, entry, permit) {
-            (Woken::Claimed(work), Some(entry), Some(permit))
-                if !self.in_flight_contains(id.as_str()) =>
-            {
-                self.start_claimed(entry, *work, permit).await;
-            }
-            (Woken::Claimed(work), ..) => self.give_back(work.session.id).await,
-            (Woken::Marked, ..) => self.wake(),
-            (Woken::Missing, ..) => {}
-        }
-        Ok(found)
     }
 
     /// Creates a session and publishes its first event. When its provider can take a call

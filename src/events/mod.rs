@@ -2,6 +2,7 @@
 //! WebSocket connections and long polls subscribe. The broadcast may drop events for a slow
 //! subscriber: subscribers notice the gap by `seq` and re-read the outbox, so nothing is lost.
 
+pub mod sockets;
 pub mod tickets;
 pub mod ws;
 

@@ -32,6 +32,8 @@ pub struct ProviderEntry {
     pub revocation: RevocationPolicy,
     /// How pushes to `/callbacks/{id}` must be authenticated.
     pub callback_auth: CallbackAuth,
+    /// Bounds the pushes acted on per second; past it they are answered and ignored.
+    pub callback_rate: TokenBucket,
     /// The process's one verifier (shared by every provider, so its caches are too).
     pub verifier: Arc<Verifier>,
 }

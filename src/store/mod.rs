@@ -78,6 +78,18 @@ impl Work {
     }
 }
 
+/// What a provider push would change, as read before any write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushTarget {
+    /// No unfinished session of that provider has the id: nothing to do.
+    Missing,
+    /// Due now and nobody works on it, or already marked by an earlier push: the push adds
+    /// nothing.
+    Pending,
+    /// Waiting for a later check, or held by a step: the push needs [`Store::wake`].
+    Waiting,
+}
+
 /// What a provider push did to a session.
 #[derive(Debug)]
 pub enum Woken {
@@ -172,8 +184,11 @@ pub trait Store: Send + Sync {
     /// Gives claimed sessions back without working on them.
     async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError>;
     /// Publishes to `hub` the events other instances commit, until `shutdown`. A single-instance
-    /// backend has none and returns at once.
+    /// backend has none and only waits for `shutdown`: returning earlier means it failed.
     async fn fan_in(&self, hub: crate::events::Hub, shutdown: tokio::sync::watch::Receiver<bool>);
+    /// The store's own background tasks (writers, waker), named, for the application to
+    /// supervise: each runs as long as the store. Handed out once; later calls get none.
+    fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)>;
     /// The earliest `next_check_at` of any unfinished session.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Applies a status change with its event; `None` when the session no longer had
@@ -193,6 +208,10 @@ pub trait Store: Send + Sync {
     /// for this instance in the same write, so its check can start at once; one already in
     /// flight is marked so that its step's write leaves it due now.
     async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError>;
+    /// Reads, without writing, whether a push for `id` would change anything (see
+    /// [`PushTarget`]): pushes for unknown or finished sessions, and repeated ones, then cost
+    /// a read instead of a place in the writer's queue.
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError>;
     async fn events_after(
         &self,
         tenant: &str,

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
+    PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use crate::events::Hub;
@@ -42,6 +42,8 @@ pub struct PgStore {
     writes: mpsc::Sender<writer::Op>,
     /// Pushes, claimed or marked in groups by [`waker`].
     wakes: mpsc::Sender<waker::Wake>,
+    /// The writer and the waker, until [`Store::take_tasks`].
+    tasks: std::sync::Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
 }
 
 /// Changes waiting for the writer before callers wait to enqueue.
@@ -111,10 +113,10 @@ impl PgStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (writes, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
+        let writer = tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
         let lease_ms = options.lease.as_millis() as i64;
         let (wakes, pushes) = mpsc::channel(QUEUE);
-        tokio::spawn(waker::run(
+        let waker = tokio::spawn(waker::run(
             hints.clone(),
             options.instance.clone(),
             lease_ms,
@@ -127,6 +129,10 @@ impl PgStore {
             lease_ms,
             writes,
             wakes,
+            tasks: std::sync::Mutex::new(vec![
+                ("postgres writer", writer),
+                ("postgres waker", waker),
+            ]),
         })
     }
 
@@ -395,6 +401,10 @@ impl Store for PgStore {
         super::request(&self.wakes, wake).await
     }
 
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError> {
+        waker::push_target(&self.pool, id, provider).await
+    }
+
     async fn events_after(
         &self,
         tenant: &str,
@@ -413,6 +423,10 @@ impl Store for PgStore {
 
     async fn fan_in(&self, hub: Hub, shutdown: watch::Receiver<bool>) {
         self.listen(hub, shutdown).await
+    }
+
+    fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -17,12 +17,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
-    StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
+    PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use writer::Op;
@@ -31,6 +31,8 @@ pub struct SqliteStore {
     writes: mpsc::Sender<Op>,
     reader: SqlitePool,
     lease_ms: i64,
+    /// The writer and the checkpointer, until [`Store::take_tasks`].
+    tasks: std::sync::Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
 }
 
 /// Writes waiting for the writer before callers wait to enqueue.
@@ -75,12 +77,12 @@ impl SqliteStore {
             .await?;
         let (writes, queue) = mpsc::channel(QUEUE);
         let restart = Arc::new(AtomicBool::new(false));
-        tokio::spawn(writer::run(writer.acquire().await?, queue, restart.clone()));
+        let writer = tokio::spawn(writer::run(writer.acquire().await?, queue, restart.clone()));
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        tokio::spawn(checkpoint(
+        let checkpointer = tokio::spawn(checkpoint(
             checkpointer,
             writes.downgrade(),
             wal_limit,
@@ -90,6 +92,10 @@ impl SqliteStore {
             writes,
             reader,
             lease_ms: lease.as_millis().try_into().unwrap_or(i64::MAX),
+            tasks: std::sync::Mutex::new(vec![
+                ("sqlite writer", writer),
+                ("sqlite checkpointer", checkpointer),
+            ]),
         })
     }
 
@@ -299,6 +305,27 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError> {
+        let row = sqlx::query(
+            "SELECT next_check_at, claimed, woken FROM sessions WHERE id = ? AND provider = ?",
+        )
+        .bind(id.as_str())
+        .bind(provider)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(PushTarget::Missing);
+        };
+        let next: Option<i64> = row.try_get("next_check_at")?;
+        let (claimed, woken): (bool, bool) = (row.try_get("claimed")?, row.try_get("woken")?);
+        Ok(match next {
+            None => PushTarget::Missing,
+            Some(_) if woken => PushTarget::Pending,
+            Some(at) if !claimed && at <= ms(Utc::now()) => PushTarget::Pending,
+            Some(_) => PushTarget::Waiting,
+        })
+    }
+
     async fn events_after(
         &self,
         tenant: &str,
@@ -327,7 +354,17 @@ impl Store for SqliteStore {
     }
 
     /// One instance owns the file: there is nobody else to hear from.
-    async fn fan_in(&self, _: crate::events::Hub, _: tokio::sync::watch::Receiver<bool>) {}
+    async fn fan_in(
+        &self,
+        _: crate::events::Hub,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let _ = shutdown.wait_for(|s| *s).await;
+    }
+
+    fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;

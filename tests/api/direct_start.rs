@@ -82,7 +82,11 @@ async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
     // The mock approves after 100 ms; each push checks the status once.
     let mut signed = None;
     for _ in 0..50 {
-        assert!(engine.push(&s.id, "vnpt-smartca").await.expect("push"));
+        assert!(engine
+            .push(&s.id, "vnpt-smartca")
+            .await
+            .expect("push")
+            .found());
         signed = event(&mut rx, &s.id, Status::Signed, Duration::from_millis(200)).await;
         if signed.is_some() {
             break;
@@ -105,7 +109,11 @@ async fn a_push_during_the_step_is_checked_when_the_step_ends() {
     create_new(&engine, &s, 1).await;
     // The test's runtime has one thread: the step spawned by `create` has not run yet, so
     // this push certainly lands while it is in flight.
-    assert!(engine.push(&s.id, "vnpt-smartca").await.expect("push"));
+    assert!(engine
+        .push(&s.id, "vnpt-smartca")
+        .await
+        .expect("push")
+        .found());
     assert!(
         event(&mut rx, &s.id, Status::Signed, Duration::from_secs(10))
             .await
@@ -115,5 +123,9 @@ async fn a_push_during_the_step_is_checked_when_the_step_ends() {
     // A push for another provider's session of that id is not this session's news.
     let other = smartca_session("dvc-portal", "001099012347", "other-provider");
     create_new(&engine, &other, 2).await;
-    assert!(!engine.push(&other.id, "viettel-sim").await.expect("push"));
+    assert!(!engine
+        .push(&other.id, "viettel-sim")
+        .await
+        .expect("push")
+        .found());
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::copy_error;
 use crate::domain::SessionId;
-use crate::store::{ms, StoreError, Woken, Work};
+use crate::store::{ms, PushTarget, StoreError, Woken, Work};
 
 /// Pushes one statement may carry; more wait for the next.
 const MAX_BATCH: usize = 256;
@@ -194,4 +194,34 @@ fn pairs<'a>(wakes: impl Iterator<Item = &'a Wake>) -> (Vec<&'a str>, Vec<&'a st
         .map(|w| (w.id.as_str(), w.provider.as_str()))
         .filter(|pair| seen.insert(*pair))
         .unzip()
+}
+
+/// Whether a push for `id` would change anything, read on `pool` without a write (see
+/// [`PushTarget`]).
+pub(super) async fn push_target(
+    pool: &PgPool,
+    id: &SessionId,
+    provider: &str,
+) -> Result<PushTarget, StoreError> {
+    let row = sqlx::query(
+        "SELECT next_check_at, lease_until, woken FROM sessions WHERE id = $1 AND provider = $2",
+    )
+    .bind(id.as_str())
+    .bind(provider)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(PushTarget::Missing);
+    };
+    let next: Option<i64> = row.try_get("next_check_at")?;
+    let lease: Option<i64> = row.try_get("lease_until")?;
+    let woken: bool = row.try_get("woken")?;
+    let now = ms(Utc::now());
+    let free = lease.is_none_or(|l| l < now);
+    Ok(match next {
+        None => PushTarget::Missing,
+        Some(_) if woken => PushTarget::Pending,
+        Some(at) if free && at <= now => PushTarget::Pending,
+        Some(_) => PushTarget::Waiting,
+    })
 }
