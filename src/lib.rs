@@ -15,6 +15,8 @@ pub mod dev;
 pub mod domain;
 pub mod engine;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limiter;
 pub mod offline;
 pub mod providers;

@@ -5,6 +5,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = kyso::providers::mssp::parse_response(data);
-});
+fuzz_target!(|data: &[u8]| kyso::fuzzing::soap_response(data));

@@ -118,13 +118,7 @@ where
                 ApiError::bad_request("malformed_body", e.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let code = match e.classify() {
-                serde_json::error::Category::Data => "invalid_request",
-                _ => "malformed_json",
-            };
-            ApiError::bad_request(code, e.to_string())
-        })
+        from_json(&bytes).map(JsonBody)
     }
 }
 
@@ -166,4 +160,16 @@ where
             .map(|Path(params)| PathParams(params))
             .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
     }
+}
+
+/// Reads a JSON body as [`JsonBody`] does once it holds the bytes: wrong shapes and unknown
+/// fields are `invalid_request`, text that is not JSON is `malformed_json`.
+pub(crate) fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_request",
+            _ => "malformed_json",
+        };
+        ApiError::bad_request(code, e.to_string())
+    })
 }

@@ -7,10 +7,10 @@ mod challenges;
 mod demo;
 mod error;
 mod events;
-mod extract;
+pub(crate) mod extract;
 mod ops;
 mod signatures;
-mod verifications;
+pub(crate) mod verifications;
 
 use std::sync::Arc;
 

@@ -149,6 +149,76 @@ fn certificates(field: &str, value: &str) -> Result<Vec<Vec<u8>>, ApiError> {
     certificates_from_pem_or_der(&bytes).map_err(|e| bad(format!("{field}: {e}")))
 }
 
+/// What was signed, as the request names it.
+#[derive(Debug)]
+pub(crate) enum Signed {
+    /// SHA-256 of the given `content`, or the given `digest`.
+    Digest([u8; 32]),
+    /// The nonce of this challenge, once taken.
+    Challenge(String),
+}
+
+/// A verification request that passed every check needing no state; the handler takes the
+/// challenge (if any) and judges it.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub signature: Vec<u8>,
+    /// The signer's certificate when given (always, for raw signatures) first, then the chain.
+    pub certificates: Vec<Vec<u8>>,
+    pub signed: Signed,
+    pub format: UsbFormat,
+    pub signer: Option<String>,
+}
+
+impl VerificationInput {
+    /// Decodes and bounds every field; each refusal is a 400 `invalid_request` naming it.
+    pub(crate) fn check(self) -> Result<Checked, ApiError> {
+        let signature = decode("signature", &self.signature)?;
+        let mut certs = match &self.certificate {
+            Some(c) => certificates("certificate", c)?,
+            None => Vec::new(),
+        };
+        let given_certificate = certs.len();
+        for c in self.chain.iter().flatten() {
+            certs.extend(certificates("chain", c)?);
+        }
+        if certs.len() > MAX_CHAIN + 1 {
+            return Err(bad(format!("at most {MAX_CHAIN} chain certificates")));
+        }
+        let content = self
+            .content
+            .as_deref()
+            .map(|c| decode("content", c))
+            .transpose()?;
+        let digest = self
+            .digest
+            .as_deref()
+            .map(|d| decode("digest", d))
+            .transpose()?;
+        let signed = match (self.challenge_id, digest, content) {
+            (Some(id), None, None) => Signed::Challenge(id),
+            (None, Some(d), None) => Signed::Digest(
+                <[u8; 32]>::try_from(d.as_slice())
+                    .map_err(|_| bad(format!("digest: must be 32 bytes, got {}", d.len())))?,
+            ),
+            (None, None, Some(c)) => Signed::Digest(Sha256::digest(c).into()),
+            _ => return Err(bad("give exactly one of challenge_id, digest or content")),
+        };
+        if !matches!(self.format, UsbFormat::Cms) && given_certificate != 1 {
+            return Err(bad(
+                "certificate: one certificate is required for raw signatures",
+            ));
+        }
+        Ok(Checked {
+            signature,
+            certificates: certs,
+            signed,
+            format: self.format,
+            signer: self.signer,
+        })
+    }
+}
+
 /// Judge a USB-token signature: 200 with the verdict, 422 with the verdict and the refusal's
 /// code, 400 for input that cannot be judged, 404 for an unknown, used or expired challenge.
 #[utoipa::path(post, path = "/v1/verifications", request_body = VerificationInput,
@@ -170,47 +240,11 @@ pub async fn verification(
     if !tenant.0.rate.try_take() {
         return Err(ApiError::RateLimited);
     }
-    let signature = decode("signature", &input.signature)?;
-    let mut certs = match &input.certificate {
-        Some(c) => certificates("certificate", c)?,
-        None => Vec::new(),
-    };
-    let given_certificate = certs.len();
-    for c in input.chain.iter().flatten() {
-        certs.extend(certificates("chain", c)?);
-    }
-    if certs.len() > MAX_CHAIN + 1 {
-        return Err(bad(format!("at most {MAX_CHAIN} chain certificates")));
-    }
-    let content = input
-        .content
-        .as_deref()
-        .map(|c| decode("content", c))
-        .transpose()?;
-    let digest = input
-        .digest
-        .as_deref()
-        .map(|d| decode("digest", d))
-        .transpose()?;
-    let signed = match (&input.challenge_id, digest, content) {
-        (Some(_), None, None) => None,
-        (None, Some(d), None) => Some(
-            <[u8; 32]>::try_from(d.as_slice())
-                .map_err(|_| bad(format!("digest: must be 32 bytes, got {}", d.len())))?,
-        ),
-        (None, None, Some(c)) => Some(Sha256::digest(c).into()),
-        _ => return Err(bad("give exactly one of challenge_id, digest or content")),
-    };
-    let format = input.format;
-    if !matches!(format, UsbFormat::Cms) && given_certificate != 1 {
-        return Err(bad(
-            "certificate: one certificate is required for raw signatures",
-        ));
-    }
+    let request = input.check()?;
     // Used up only once the request is well-formed, so a typo does not burn it.
-    let digest: [u8; 32] = match (signed, &input.challenge_id) {
-        (Some(d), _) => d,
-        (None, Some(id)) => {
+    let digest: [u8; 32] = match &request.signed {
+        Signed::Digest(d) => *d,
+        Signed::Challenge(id) => {
             let nonce = usb.challenges.take(tenant.id(), id, Utc::now());
             let Some(nonce) = nonce else {
                 let body = json!({"error": {"code": "challenge_not_found",
@@ -219,25 +253,25 @@ pub async fn verification(
             };
             Sha256::digest(nonce).into()
         }
-        (None, None) => return Err(bad("give exactly one of challenge_id, digest or content")),
     };
     let at = Utc::now();
-    let result = match format {
+    let certs = &request.certificates;
+    let result = match request.format {
         UsbFormat::Cms => {
             let check = CmsCheck {
-                cms: &signature,
+                cms: &request.signature,
                 content_digest: &digest,
-                extra_certificates: &certs,
+                extra_certificates: certs,
                 at,
             };
             usb.verifier
                 .verify_cms(&check, &usb.anchors, usb.policy)
                 .await
         }
-        UsbFormat::Pkcs1 | UsbFormat::Pss => {
+        format @ (UsbFormat::Pkcs1 | UsbFormat::Pss) => {
             let check = SignatureCheck {
                 digest: &digest,
-                signature: &signature,
+                signature: &request.signature,
                 scheme: match format {
                     UsbFormat::Pss => Scheme::PssSha256,
                     _ => Scheme::Pkcs1v15,
@@ -249,7 +283,7 @@ pub async fn verification(
             usb.verifier.verify(&check, &usb.anchors, usb.policy).await
         }
     };
-    let result = match (result, &input.signer) {
+    let result = match (result, &request.signer) {
         (Ok(v), Some(signer)) if !signer_matches(&v.identity, signer) => {
             Err(Refusal::signer_mismatch(v))
         }
