@@ -73,13 +73,13 @@ api_key_sha256 = "{key}"
 rate_per_s = 1000000
 allow_concurrent_per_signer = true
 # The bench reuses a few hundred signers (each needs an RSA key at the mock).
-signer_requests_per_minute = 100000000
+signer_requests_per_minute = 100000
 [[tenants]]
 id = "bystander"
 api_key_sha256 = "{bystander}"
 rate_per_s = 1000000
 allow_concurrent_per_signer = true
-signer_requests_per_minute = 100000000
+signer_requests_per_minute = 100000
 # The USB-token path trusts the mock root; the hostile phase sends it chains that do not.
 [usb]
 trust_anchors = ["{root}"]

@@ -50,6 +50,9 @@ fn a_tiny_run_prints_a_row_for_every_measurement() {
         "create → phone prompt",
         "200 pending: gateway peak RSS",
         "200 pending: provider calls, busiest 1 s",
+        "alone: 8 CAs, one key (raw)",
+        "/healthz, under attack",
+        "another tenant's create, under attack",
     ] {
         assert!(
             table.lines().any(|l| l.starts_with('|') && l.contains(row)),
