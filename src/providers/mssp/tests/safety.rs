@@ -28,14 +28,7 @@ fn a_sim_certificate_for_another_number_is_a_signer_mismatch() {
         "root-ca.der",
         "data.sha256",
     ];
-    let Some([cert, sig, ca, root, digest]) = files
-        .map(interop)
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .and_then(|v| <[Vec<u8>; 5]>::try_from(v).ok())
-    else {
-        return;
-    };
+    let [cert, sig, ca, root, digest] = files.map(fixture);
     let digest: [u8; 32] = digest.try_into().expect("32-byte digest");
     let check = crate::verify::SignatureCheck {
         digest: &digest,
