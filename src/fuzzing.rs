@@ -12,7 +12,7 @@ use der::Decode;
 use x509_cert::Certificate;
 
 use crate::api::extract::from_json;
-use crate::api::verifications::{Signed, UsbFormat, VerificationInput};
+use crate::api::verifications::{Signed, VerificationInput};
 use crate::config::EngineSection;
 use crate::domain::{validate_signer, Limits, NewSignature, SignatureInput, SignerRule};
 use crate::verify::revocation::{Finding, Subject};
@@ -235,23 +235,10 @@ pub fn verification_request(data: &[u8]) {
         Signed::Challenge(_) => f.digest,
     };
     let certs = &request.certificates;
-    let verdict = match request.format {
-        UsbFormat::Cms => verify::verify_cms(&request.signature, &digest, &f.anchors, f.at, certs),
-        format @ (UsbFormat::Pkcs1 | UsbFormat::Pss) => {
-            let check = SignatureCheck {
-                digest: &digest,
-                signature: &request.signature,
-                scheme: match format {
-                    UsbFormat::Pss => Scheme::PssSha256,
-                    _ => Scheme::Pkcs1v15,
-                },
-                // The handler indexes the same way: check() promises the certificate.
-                certificate: &certs[0],
-                chain: &certs[1..],
-                at: f.at,
-            };
-            verify::verify(&check, &f.anchors)
-        }
+    // The handler's own reading of the request, so the fuzzer sees what it does.
+    let verdict = match request.signature_check(&digest, f.at) {
+        Some(check) => verify::verify(&check, &f.anchors),
+        None => verify::verify_cms(&request.signature, &digest, &f.anchors, f.at, certs),
     };
     if let Some(signer) = &request.signer {
         let identity = verdict.as_ref().map_or(&f.director, |v| &v.identity);

@@ -170,6 +170,31 @@ pub(crate) struct Checked {
     pub signer: Option<String>,
 }
 
+impl Checked {
+    /// The raw signature as the verifier judges it; `None` for a CMS, which carries its own.
+    pub(crate) fn signature_check<'a>(
+        &'a self,
+        digest: &'a [u8; 32],
+        at: DateTime<Utc>,
+    ) -> Option<SignatureCheck<'a>> {
+        let scheme = match self.format {
+            UsbFormat::Pkcs1 => Scheme::Pkcs1v15,
+            UsbFormat::Pss => Scheme::PssSha256,
+            UsbFormat::Cms => return None,
+        };
+        // check() promises the signer's certificate for raw signatures.
+        let (certificate, chain) = self.certificates.split_first()?;
+        Some(SignatureCheck {
+            digest,
+            signature: &self.signature,
+            scheme,
+            certificate,
+            chain,
+            at,
+        })
+    }
+}
+
 impl VerificationInput {
     /// Decodes and bounds every field; each refusal is a 400 `invalid_request` naming it.
     pub(crate) fn check(self) -> Result<Checked, ApiError> {
@@ -256,8 +281,9 @@ pub async fn verification(
     };
     let at = Utc::now();
     let certs = &request.certificates;
-    let result = match request.format {
-        UsbFormat::Cms => {
+    let result = match request.signature_check(&digest, at) {
+        Some(check) => usb.verifier.verify(&check, &usb.anchors, usb.policy).await,
+        None => {
             let check = CmsCheck {
                 cms: &request.signature,
                 content_digest: &digest,
@@ -267,20 +293,6 @@ pub async fn verification(
             usb.verifier
                 .verify_cms(&check, &usb.anchors, usb.policy)
                 .await
-        }
-        format @ (UsbFormat::Pkcs1 | UsbFormat::Pss) => {
-            let check = SignatureCheck {
-                digest: &digest,
-                signature: &request.signature,
-                scheme: match format {
-                    UsbFormat::Pss => Scheme::PssSha256,
-                    _ => Scheme::Pkcs1v15,
-                },
-                certificate: &certs[0],
-                chain: &certs[1..],
-                at,
-            };
-            usb.verifier.verify(&check, &usb.anchors, usb.policy).await
         }
     };
     let result = match (result, &request.signer) {
