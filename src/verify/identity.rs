@@ -175,18 +175,19 @@ fn serial_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const DIRECTOR: &[u8] = include_bytes!("../../tests/fixtures/director.der");
-    const ORG: &[u8] = include_bytes!("../../tests/fixtures/org.der");
-    const SIM: &[u8] = include_bytes!("../../tests/fixtures/sim.der");
+    pub(in crate::verify) const ORG: &[u8] = include_bytes!("../../tests/fixtures/org.der");
+    pub(in crate::verify) const SIM: &[u8] = include_bytes!("../../tests/fixtures/sim.der");
 
-    fn parsed(der: &[u8]) -> Identity {
+    pub(in crate::verify) fn parsed(der: &[u8]) -> Identity {
         parse_identity(der).expect("fixture certificate parses")
     }
 
-    fn with_uids(uids: &[&str]) -> Identity {
+    /// The organisation fixture's identity with these UIDs and no phone number.
+    pub(in crate::verify) fn with_uids(uids: &[&str]) -> Identity {
         let mut identity = parsed(ORG);
         identity.uids = uids.iter().map(|u| (*u).to_owned()).collect();
         identity.phone = None;

@@ -150,21 +150,7 @@ fn comparable(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::parse_identity;
-
-    const ORG: &[u8] = include_bytes!("../../tests/fixtures/org.der");
-    const SIM: &[u8] = include_bytes!("../../tests/fixtures/sim.der");
-
-    fn parsed(der: &[u8]) -> Identity {
-        parse_identity(der).expect("fixture certificate parses")
-    }
-
-    fn with_uids(uids: &[&str]) -> Identity {
-        let mut identity = parsed(ORG);
-        identity.uids = uids.iter().map(|u| (*u).to_owned()).collect();
-        identity.phone = None;
-        identity
-    }
+    use crate::verify::identity::tests::{parsed, with_uids, SIM};
 
     fn kinds(signer: &str) -> Option<&'static [UidKind]> {
         Signer::parse(signer).map(|s| s.kinds)
