@@ -114,7 +114,8 @@ async fn serve_crl() -> u16 {
     port
 }
 
-async fn post(app: &TestApp, path: &str, body: &Value, key: &str) -> (u16, Value) {
+/// POSTs `body` as tenant `key`; the status and the JSON answer (null when not JSON).
+pub(crate) async fn post(app: &TestApp, path: &str, body: &Value, key: &str) -> (u16, Value) {
     let resp = app
         .http
         .post(app.url(path))
