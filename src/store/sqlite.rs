@@ -136,7 +136,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// while the checkpoint runs, and the log grows as long as the load lasts. So once the log
 /// holds `limit` bytes, the checkpointer asks the writer (through `restart`) to run a RESTART
 /// checkpoint between two batches: it copies what the PASSIVE one just missed, and the next
-/// transaction writes from the log's start (see `writer::restart_wal`).
+/// transaction writes from the log's start (see `writer::wal::restart_wal`).
 async fn checkpoint(
     pool: SqlitePool,
     store: mpsc::WeakSender<Op>,

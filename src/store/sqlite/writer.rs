@@ -9,6 +9,13 @@
 //! leaves the session due). The writer also keeps each tenant's last event `seq` in memory
 //! (nobody else writes the file), so an event costs one statement and `tenant_seq` is written
 //! once per tenant per batch.
+//!
+//! This file owns the batching loop: the queued writes, the held-back replies, and the commit
+//! of one batch. [`ops`] runs the writes inside the transaction; [`wal`] starts the WAL over
+//! between batches.
+
+mod ops;
+mod wal;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,11 +26,10 @@ use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::{Created, Event, NewSession, StatusWrite, StoreError};
-use super::sql::{
-    apply_many, claim, create, create_many, mark_woken, plain, put_bundle, reschedule, update_ids,
-    wake_many, Seqs, WakeClaim, Woke, APPLY_CHUNK,
-};
+use super::sql::{plain, Seqs, Woke, APPLY_CHUNK};
 use crate::domain::{SessionId, Status};
+use ops::{execute, run_group};
+use wal::restart_wal;
 
 /// Writes one transaction may carry; more wait for the next commit.
 const MAX_BATCH: usize = 256;
@@ -156,51 +162,6 @@ pub(super) async fn run(
     }
 }
 
-/// How long a RESTART checkpoint may wait for readers still on the old log, holding writes
-/// back meanwhile (a long reader — a backup, the sqlite3 shell — must not stall them).
-const RESTART_WAIT_MS: u32 = 100;
-/// After a RESTART that readers kept from finishing, the next one waits this long.
-const RESTART_BACKOFF: Duration = Duration::from_secs(5);
-
-/// A RESTART checkpoint on the writer's own connection, between two batches: no lock to
-/// fight for, and queued writes wait in the channel, not on a lock. Copies the frames the
-/// checkpointer's PASSIVE pass missed, then waits briefly for readers to leave the old log, so
-/// the next transaction writes from the log's start. Returns when the next may run.
-async fn restart_wal(conn: &mut SqliteConnection) -> Option<tokio::time::Instant> {
-    let restart = async {
-        sqlx::query(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}"))
-            .execute(&mut *conn)
-            .await?;
-        let busy: Result<(i64, i64, i64), sqlx::Error> =
-            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-                .fetch_one(&mut *conn)
-                .await;
-        sqlx::query(&format!(
-            "PRAGMA busy_timeout = {}",
-            BUSY_TIMEOUT.as_millis()
-        ))
-        .execute(&mut *conn)
-        .await?;
-        busy.map(|(busy, _, _)| busy == 0)
-    };
-    let done = match restart.await {
-        Ok(done) => done,
-        Err(e) => {
-            tracing::warn!(error = %e, "WAL restart failed");
-            false
-        }
-    };
-    metrics::counter!("kyso_sqlite_wal_restarts_total", "done" => done.to_string()).increment(1);
-    if done {
-        return None;
-    }
-    tracing::warn!(
-        "readers kept the SQLite WAL from starting over; retrying in {}s",
-        RESTART_BACKOFF.as_secs()
-    );
-    Some(tokio::time::Instant::now() + RESTART_BACKOFF)
-}
-
 async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>) {
     metrics::histogram!("kyso_sqlite_batch_writes").record(ops.len() as f64);
     if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
@@ -287,187 +248,5 @@ impl Op {
             } => Some((Group::Wake, id)),
             _ => None,
         }
-    }
-}
-
-/// Runs a group of writes of one kind, each to another session.
-async fn run_group(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    kind: Group,
-    group: Vec<Op>,
-) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
-    match kind {
-        Group::Apply => apply_group(conn, seqs, group).await,
-        Group::Create => create_group(conn, seqs, group).await,
-        Group::Wake => wake_group(conn, group).await,
-    }
-}
-
-/// Runs a group of claiming wakes with one statement per piece.
-async fn wake_group(
-    conn: &mut SqliteConnection,
-    group: Vec<Op>,
-) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
-    let mut wakes = Vec::with_capacity(group.len());
-    let mut senders = Vec::with_capacity(group.len());
-    for op in group {
-        if let Op::Wake {
-            id,
-            provider,
-            claim_until: Some(until),
-            reply,
-        } = op
-        {
-            wakes.push(WakeClaim {
-                id,
-                provider,
-                until,
-            });
-            senders.push(reply);
-        }
-    }
-    answers(senders, wake_many(conn, &wakes).await, Reply::Woke, |tx| {
-        Reply::Woke(tx, Err(false))
-    })
-}
-
-/// Runs a group of status changes of distinct sessions with one statement.
-async fn apply_group(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    group: Vec<Op>,
-) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
-    let mut writes = Vec::with_capacity(group.len());
-    let mut senders = Vec::with_capacity(group.len());
-    for op in group {
-        if let Op::Apply { write, reply } = op {
-            writes.push(write);
-            senders.push(reply);
-        }
-    }
-    let events = apply_many(conn, seqs, &writes).await;
-    answers(senders, events, Reply::Event, |tx| Reply::Event(tx, None))
-}
-
-/// Runs a group of [`plain`] creates with one statement per piece.
-async fn create_group(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    group: Vec<Op>,
-) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
-    let mut news = Vec::with_capacity(group.len());
-    let mut senders = Vec::with_capacity(group.len());
-    for op in group {
-        if let Op::Create(new, reply) = op {
-            news.push(new);
-            senders.push(reply);
-        }
-    }
-    let news: Vec<&NewSession> = news.iter().map(|n| n.as_ref()).collect();
-    let created = create_many(conn, seqs, &news).await;
-    answers(senders, created, Reply::Created, |tx| {
-        Reply::Created(tx, Created::SignerBusy)
-    })
-}
-
-/// A group's replies: each sender with its value, or, when the group's statement failed, each
-/// reply to be failed (`failed` fills in a value nobody reads) with the error.
-fn answers<S, V>(
-    senders: Vec<S>,
-    result: Result<Vec<V>, StoreError>,
-    ok: impl Fn(S, V) -> Reply,
-    failed: impl Fn(S) -> Reply,
-) -> Result<Vec<Reply>, (Vec<Reply>, StoreError)> {
-    match result {
-        Ok(values) => Ok(senders
-            .into_iter()
-            .zip(values)
-            .map(|(tx, v)| ok(tx, v))
-            .collect()),
-        Err(e) => Err((senders.into_iter().map(failed).collect(), e)),
-    }
-}
-
-/// Runs one write; on failure returns its reply (to be failed) with the error.
-async fn execute(
-    conn: &mut SqliteConnection,
-    seqs: &mut Seqs,
-    op: Op,
-) -> Result<Reply, (Reply, StoreError)> {
-    macro_rules! attempt {
-        ($reply:expr, $fut:expr, $wrap:expr) => {
-            match $fut.await {
-                Ok(v) => Ok($wrap($reply, v)),
-                Err(e) => Err(($wrap($reply, Default::default()), e)),
-            }
-        };
-    }
-    match op {
-        Op::Create(new, reply) => match create(conn, seqs, &new).await {
-            Ok(v) => Ok(Reply::Created(reply, v)),
-            Err(e) => Err((Reply::Created(reply, Created::SignerBusy), e)),
-        },
-        Op::Reschedule {
-            id,
-            expected,
-            next_check_at,
-            work,
-            reply,
-        } => attempt!(
-            reply,
-            reschedule(conn, &id, expected, next_check_at, work.as_deref()),
-            Reply::Flag
-        ),
-        // commit_batch groups these; one reaching here alone is a group of one.
-        op @ (Op::Apply { .. }
-        | Op::Wake {
-            claim_until: Some(_),
-            ..
-        }) => {
-            let kind = op.group().map_or(Group::Apply, |(kind, _)| kind);
-            match run_group(conn, seqs, kind, vec![op]).await {
-                Ok(mut replies) => Ok(replies.remove(0)),
-                Err((mut replies, e)) => Err((replies.remove(0), e)),
-            }
-        }
-        Op::Wake {
-            id,
-            provider,
-            reply,
-            ..
-        } => match mark_woken(conn, &id, &provider).await {
-            Ok(found) => Ok(Reply::Woke(reply, Err(found))),
-            Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
-        },
-        Op::Claim {
-            now,
-            until,
-            limit,
-            providers,
-            only_expired,
-            reply,
-        } => attempt!(
-            reply,
-            claim(conn, now, until, limit, &providers, only_expired),
-            Reply::Rows
-        ),
-        Op::Ids {
-            sql,
-            at,
-            ids,
-            reply,
-        } => match update_ids(conn, sql, at, &ids).await {
-            Ok(()) => Ok(Reply::Done(reply)),
-            Err(e) => Err((Reply::Done(reply), e)),
-        },
-        Op::Bundle {
-            digest,
-            bundle,
-            reply,
-        } => match put_bundle(conn, &digest, &bundle).await {
-            Ok(()) => Ok(Reply::Done(reply)),
-            Err(e) => Err((Reply::Done(reply), e)),
-        },
     }
 }

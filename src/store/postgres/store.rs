@@ -1,0 +1,303 @@
+//! The [`Store`] trait for PostgreSQL: creates (batched through the writer, or in their own
+//! transaction under a signer's advisory lock), reads, due-session claims and leases,
+//! reschedules, wakes, the event backlog and certificate bundles.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use tokio::sync::watch;
+
+use super::{by_key, existing, waker, writer, PgStore};
+use crate::domain::{Session, SessionId, Status};
+use crate::events::Hub;
+use crate::store::{
+    decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    PushTarget, StatusWrite, Store, StoreError, Woken, Work, EVENTS_AFTER,
+};
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create(&self, new: &NewSession) -> Result<Created, StoreError> {
+        if new.allow_concurrent {
+            let change = writer::Change::Create(Box::new(new.clone()));
+            return self.write(change, writer::Reply::Created).await;
+        }
+        // The busy check takes an advisory lock per signer; such creates keep their own
+        // transaction, so a batch never holds those locks in an order another instance's
+        // batch could cross.
+        let s = &new.session;
+        let mut tx = self.pool.begin().await?;
+        if !new.allow_concurrent {
+            // Serialises creates for one signer across instances, so two portals' requests
+            // cannot both pass the busy check.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+                .bind(format!("{}\u{1f}{}", s.tenant, s.signer))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let found = writer::by_key(&mut tx, new).await?;
+        if found.is_none() {
+            let busy: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM sessions WHERE tenant = $1 AND signer = $2
+                 AND next_check_at IS NOT NULL LIMIT 1",
+            )
+            .bind(&s.tenant)
+            .bind(&s.signer)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if busy.is_some() {
+                return Ok(Created::SignerBusy);
+            }
+        }
+        let done = match found {
+            Some(done) => done,
+            None => writer::insert(&mut tx, &self.instance, new).await?,
+        };
+        match done {
+            writer::Done::Event { .. } => {
+                let events = writer::number(&mut tx, &self.instance, std::slice::from_ref(&done));
+                let event = events.await?.pop().flatten();
+                tx.commit().await?;
+                event
+                    .map(Created::New)
+                    .ok_or_else(|| StoreError::Corrupt("a created session got no event".into()))
+            }
+            writer::Done::Existing(session) => Ok(Created::Existing(session)),
+            writer::Done::Mismatch => Ok(Created::IdempotencyMismatch),
+            // Another instance inserted the same idempotency key meanwhile.
+            writer::Done::Conflict | writer::Done::Unchanged => {
+                drop(tx);
+                existing(&self.pool, new).await
+            }
+        }
+    }
+
+    async fn replay(&self, new: &NewSession) -> Result<Option<Created>, StoreError> {
+        by_key(&self.pool, new).await
+    }
+
+    async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM sessions WHERE id = $1 AND tenant = $2")
+                .bind(id.as_str())
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+        body.as_deref().map(decode).transpose()
+    }
+
+    async fn list(&self, tenant: &str, f: &ListFilter) -> Result<Vec<Session>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM sessions WHERE tenant = $1
+               AND ($2::text IS NULL OR reference = $2)
+               AND ($3::text IS NULL OR status = $3)
+               AND ($4::text IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(tenant)
+        .bind(&f.reference)
+        .bind(f.status.map(Status::as_str))
+        .bind(f.before.as_ref().map(SessionId::as_str))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        providers: &[String],
+        only_expired: bool,
+    ) -> Result<Vec<Work>, StoreError> {
+        let now = ms(now);
+        let rows = sqlx::query(
+            // The claimed session keeps its due time: one given back unstarted (its
+            // provider out of tokens) keeps its place in line.
+            "WITH due AS (
+                 SELECT id FROM sessions
+                 WHERE next_check_at IS NOT NULL AND next_check_at <= $1
+                   AND (lease_until IS NULL OR lease_until < $1)
+                   AND (cardinality($5::text[]) = 0 OR provider = ANY($5::text[]))
+                   AND (NOT $6 OR expires_at <= $1)
+                 ORDER BY next_check_at LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE
+             FROM due WHERE s.id = due.id
+             RETURNING s.body, s.work, s.next_check_at",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(&self.instance)
+        .bind(now + self.lease_ms)
+        .bind(providers)
+        .bind(only_expired)
+        .fetch_all(&self.hints)
+        .await?;
+        let mut work = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("next_check_at")?,
+                    Work::from_row(r.try_get("body")?, r.try_get("work")?)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        work.sort_by_key(|(at, _)| *at);
+        Ok(work.into_iter().map(|(_, w)| w).collect())
+    }
+
+    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        // Rows locked by a write in progress are skipped (that write ends the lease anyway),
+        // so a renewal never waits on, or deadlocks with, the writer's batch.
+        sqlx::query(
+            "UPDATE sessions SET lease_until = $1
+             WHERE id IN (SELECT id FROM sessions WHERE id = ANY($2) AND lease_owner = $3
+                          ORDER BY id FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(ms(Utc::now()) + self.lease_ms)
+        .bind(&ids)
+        .bind(&self.instance)
+        .execute(&self.hints)
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        // Due now: a session created leased has its lease's end as its next check.
+        sqlx::query(
+            "UPDATE sessions SET lease_owner = NULL, lease_until = NULL,
+                 next_check_at = LEAST(next_check_at, $3)
+             WHERE id IN (SELECT id FROM sessions WHERE id = ANY($1) AND lease_owner = $2
+                          ORDER BY id FOR UPDATE)",
+        )
+        .bind(&ids)
+        .bind(&self.instance)
+        .bind(ms(Utc::now()))
+        .execute(&self.hints)
+        .await?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // Walks the due index from its start and stops at the first unleased row, instead of
+        // computing over every pending session; sessions leased elsewhere come back through
+        // their holder's write or, if it died, the scheduler's tick.
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT next_check_at FROM sessions
+             WHERE next_check_at IS NOT NULL AND (lease_until IS NULL OR lease_until < $1)
+             ORDER BY next_check_at LIMIT 1",
+        )
+        .bind(ms(Utc::now()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(v.map(from_ms))
+    }
+
+    async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {
+        let change = writer::Change::Apply(StatusWrite::of(&change)?);
+        self.write(change, writer::Reply::Applied).await
+    }
+
+    async fn reschedule(
+        &self,
+        id: &SessionId,
+        expected: Status,
+        next_check_at: DateTime<Utc>,
+        work: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE sessions
+             SET next_check_at = CASE WHEN woken THEN $1 ELSE $2 END, woken = FALSE,
+                 work = COALESCE($3, work), lease_owner = NULL, lease_until = NULL
+             WHERE id = $4 AND status = $5
+               -- an instance whose lease lapsed must not undo the new holder's lease
+               AND (lease_owner IS NULL OR lease_owner = $6)",
+        )
+        .bind(ms(Utc::now()))
+        .bind(ms(next_check_at))
+        .bind(work)
+        .bind(id.as_str())
+        .bind(expected.as_str())
+        .bind(&self.instance)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError> {
+        let wake = |reply| waker::Wake {
+            id: id.clone(),
+            provider: provider.to_owned(),
+            claim,
+            reply,
+        };
+        crate::store::request(&self.wakes, wake).await
+    }
+
+    async fn push_target(&self, id: &SessionId, provider: &str) -> Result<PushTarget, StoreError> {
+        waker::push_target(&self.pool, id, provider).await
+    }
+
+    async fn events_after(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(EVENTS_AFTER)
+            .bind(tenant)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let tenant: Arc<str> = tenant.into();
+        rows.iter().map(|r| event_from_row(&tenant, r)).collect()
+    }
+
+    async fn fan_in(&self, hub: Hub, shutdown: watch::Receiver<bool>) {
+        self.listen(hub, shutdown).await
+    }
+
+    fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+        std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cert_bundles (digest, bundle, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(bundle)
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn bundle(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        let bundle = sqlx::query_scalar("SELECT bundle FROM cert_bundles WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(bundle)
+    }
+}
