@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use der::Decode;
 use kyso::verify::{
-    verify, Fetch, RevocationPolicy, Scheme, SignatureCheck, TrustAnchors, Verifier,
+    verify, Fetch, FetchError, RevocationPolicy, Scheme, SignatureCheck, TrustAnchors, Verifier,
 };
 
 fn read(file: &str) -> Vec<u8> {
@@ -32,11 +32,11 @@ struct CannedOcsp(Vec<u8>);
 
 #[async_trait]
 impl Fetch for CannedOcsp {
-    async fn ocsp(&self, _url: &str, _request: Vec<u8>) -> Result<Vec<u8>, String> {
+    async fn ocsp(&self, _url: &str, _request: Vec<u8>) -> Result<Vec<u8>, FetchError> {
         Ok(self.0.clone())
     }
-    async fn crl(&self, _url: &str) -> Result<Vec<u8>, String> {
-        Err("not in this benchmark".into())
+    async fn crl(&self, _url: &str) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError::Transport("not in this benchmark".into()))
     }
 }
 

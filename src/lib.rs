@@ -19,6 +19,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod limiter;
 pub mod offline;
+pub mod outbound;
 pub mod providers;
 pub mod server;
 pub mod shutdown;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kyso::verify::{
-    cms_build, verify_cms, CmsCheck, Evidence, Fetch, OnlineOptions, RevocationPolicy, Scheme,
-    SignatureCheck, TrustAnchors, Verifier,
+    cms_build, verify_cms, CmsCheck, Evidence, Fetch, FetchError, OnlineOptions, RevocationPolicy,
+    Scheme, SignatureCheck, TrustAnchors, Verifier,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -270,13 +270,15 @@ impl Canned {
 
 #[async_trait]
 impl Fetch for Canned {
-    async fn ocsp(&self, _url: &str, _request: Vec<u8>) -> Result<Vec<u8>, String> {
+    async fn ocsp(&self, _url: &str, _request: Vec<u8>) -> Result<Vec<u8>, FetchError> {
         self.ocsp_calls.fetch_add(1, Ordering::SeqCst);
-        self.ocsp.clone().ok_or_else(|| "connection refused".into())
+        self.ocsp
+            .clone()
+            .ok_or_else(|| FetchError::Transport("connection refused".into()))
     }
-    async fn crl(&self, _url: &str) -> Result<Vec<u8>, String> {
+    async fn crl(&self, _url: &str) -> Result<Vec<u8>, FetchError> {
         self.crl_calls.fetch_add(1, Ordering::SeqCst);
-        self.crl.clone().ok_or_else(|| "HTTP 404".into())
+        self.crl.clone().ok_or(FetchError::Status(404))
     }
 }
 

@@ -3,7 +3,6 @@
 //! response for the portal. The engine drives adapters; the API never knows which one it uses.
 
 pub mod callback_auth;
-pub mod http;
 pub mod mssp;
 pub mod registry;
 pub mod retry;

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use der::asn1::ObjectIdentifier;
-use der::Decode;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::time::Time;
 use x509_cert::Certificate;
 
+use super::extensions::extension;
 use super::{eku, VerifyError};
 
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
@@ -46,31 +46,6 @@ pub(crate) fn require_valid_at(cert: &Certificate, at: DateTime<Utc>) -> Result<
     } else {
         Ok(())
     }
-}
-
-/// The one extension with this id; a repeated extension is malformed (RFC 5280 §4.2) and
-/// would let a verifier and a relying party disagree about which copy counts.
-pub(crate) fn extension<'a, T: Decode<'a>>(
-    cert: &'a Certificate,
-    id: ObjectIdentifier,
-) -> Result<Option<T>, VerifyError> {
-    let mut found = cert
-        .tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .filter(|ext| ext.extn_id == id);
-    let Some(ext) = found.next() else {
-        return Ok(None);
-    };
-    if found.next().is_some() {
-        return Err(VerifyError::MalformedCertificate(format!(
-            "extension {id} appears more than once"
-        )));
-    }
-    T::from_der(ext.extn_value.as_bytes())
-        .map(Some)
-        .map_err(|e| VerifyError::MalformedCertificate(format!("extension {id}: {e}")))
 }
 
 pub(crate) fn key_usage(cert: &Certificate) -> Result<Option<KeyUsage>, VerifyError> {
@@ -119,6 +94,8 @@ pub(crate) fn require_understood_extensions(cert: &Certificate) -> Result<(), Ve
 
 #[cfg(test)]
 mod tests {
+    use der::Decode;
+
     use super::*;
 
     fn cert(der: &[u8]) -> Certificate {

@@ -14,7 +14,7 @@ use x509_cert::Certificate;
 
 use cms::signed_data::{SignerIdentifier, SignerInfo};
 
-use super::certificate::extension;
+use super::extensions::extension;
 use super::tlv::{self, Walker};
 use super::{Scheme, VerifyError};
 

@@ -29,7 +29,7 @@ use der::asn1::ObjectIdentifier;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::Certificate;
 
-use super::certificate::extension;
+use super::extensions::extension;
 use super::VerifyError;
 
 const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");

@@ -20,7 +20,8 @@ use x509_ocsp::{
     OcspResponseStatus, Request, ResponderId, TbsRequest, Version,
 };
 
-use super::certificate::{extension, require_valid_at};
+use super::certificate::require_valid_at;
+use super::extensions::extension;
 use super::keys::{public_key, verify_certificate_signature, verify_signed};
 use super::revocation::{require_not_future, Answer, Source, Status, Subject};
 use super::tlv;

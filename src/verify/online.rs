@@ -15,7 +15,7 @@ use super::cache::TtlCache;
 use super::crl::Crl;
 use super::ocsp;
 use super::revocation::{Answer, Finding, Subject};
-use crate::providers::http::{build_client, ClientError, TlsConfig};
+use crate::outbound::{build_client, read_capped, ClientError, ReadError, TlsConfig};
 
 /// OCSP answers are small; a responder that sends more is broken or hostile.
 const MAX_OCSP_BYTES: usize = 256 * 1024;
@@ -33,9 +33,33 @@ const BACKOFF: Duration = Duration::from_secs(30);
 #[async_trait]
 pub trait Fetch: Send + Sync {
     /// POSTs a DER OCSP request and returns the DER response.
-    async fn ocsp(&self, url: &str, request: Vec<u8>) -> Result<Vec<u8>, String>;
+    async fn ocsp(&self, url: &str, request: Vec<u8>) -> Result<Vec<u8>, FetchError>;
     /// GETs a DER CRL.
-    async fn crl(&self, url: &str) -> Result<Vec<u8>, String>;
+    async fn crl(&self, url: &str) -> Result<Vec<u8>, FetchError>;
+}
+
+/// Why an OCSP responder or a CRL distribution point gave nothing to judge. Each reads as a
+/// note in the verdict's `Unknown` reason, and leaves the source alone for a while.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with a status other than 2xx.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The answer was larger than the cap for its kind.
+    #[error("answer over {0} bytes")]
+    TooLarge(usize),
+    /// No answer: connect error, timeout, reset. The transport's own words, for the log.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl From<ReadError> for FetchError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::TooLarge(max) => FetchError::TooLarge(max),
+            ReadError::Transport(e) => FetchError::Transport(e.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,49 +102,36 @@ impl HttpFetch {
         url.to_owned()
     }
 
-    async fn read(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    async fn read(
+        sent: Result<reqwest::Response, reqwest::Error>,
+        max: usize,
+    ) -> Result<Vec<u8>, FetchError> {
+        let resp = sent.map_err(|e| FetchError::Transport(e.to_string()))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("HTTP {status}"));
+            return Err(FetchError::Status(status.as_u16()));
         }
-        if resp.content_length().is_some_and(|n| n > max as u64) {
-            return Err(format!("answer over {max} bytes"));
-        }
-        let mut resp = resp;
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > max {
-                return Err(format!("answer over {max} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        Ok(read_capped(resp, max).await?)
     }
 }
 
 #[async_trait]
 impl Fetch for HttpFetch {
-    async fn ocsp(&self, url: &str, request: Vec<u8>) -> Result<Vec<u8>, String> {
-        let resp = self
+    async fn ocsp(&self, url: &str, request: Vec<u8>) -> Result<Vec<u8>, FetchError> {
+        let sent = self
             .client
             .post(self.url(url))
             .header("content-type", "application/ocsp-request")
             .header("accept", "application/ocsp-response")
             .body(request)
             .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        Self::read(resp, MAX_OCSP_BYTES).await
+            .await;
+        Self::read(sent, MAX_OCSP_BYTES).await
     }
 
-    async fn crl(&self, url: &str) -> Result<Vec<u8>, String> {
-        let resp = self
-            .client
-            .get(self.url(url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        Self::read(resp, MAX_CRL_BYTES).await
+    async fn crl(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let sent = self.client.get(self.url(url)).send().await;
+        Self::read(sent, MAX_CRL_BYTES).await
     }
 }
 
@@ -131,7 +142,7 @@ pub(crate) struct Online {
     /// By URL and the SHA-256 of the issuer key that verified the CRL.
     crls: TtlCache<(String, [u8; 32]), Arc<Crl>>,
     /// URLs that failed recently, with why.
-    down: TtlCache<String, String>,
+    down: TtlCache<String, FetchError>,
 }
 
 fn ttl(next_update: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
@@ -208,8 +219,11 @@ impl Online {
         }
     }
 
-    fn mark_down(&self, url: &str, why: &str) {
-        self.down.insert(url.to_owned(), why.to_owned(), BACKOFF);
+    /// Remembers that `url` failed, and says why for the verdict's notes.
+    fn mark_down(&self, url: &str, why: FetchError) -> String {
+        let note = why.to_string();
+        self.down.insert(url.to_owned(), why, BACKOFF);
+        note
     }
 
     async fn ask_ocsp(
@@ -220,9 +234,11 @@ impl Online {
     ) -> Result<Answer, String> {
         self.skip_if_down(url)?;
         let built = ocsp::request(subject)?;
-        let response = self.fetch.ocsp(url, built.der).await.inspect_err(|why| {
-            self.mark_down(url, why);
-        })?;
+        let response = self
+            .fetch
+            .ocsp(url, built.der)
+            .await
+            .map_err(|why| self.mark_down(url, why))?;
         ocsp::judge(&response, subject, Some(&built.nonce), at, Utc::now()).inspect_err(|why| {
             tracing::warn!(url, reason = %why, "OCSP response refused");
         })
@@ -248,9 +264,11 @@ impl Online {
             Some(crl) => crl,
             None => {
                 self.skip_if_down(url)?;
-                let der = self.fetch.crl(url).await.inspect_err(|why| {
-                    self.mark_down(url, why);
-                })?;
+                let der = self
+                    .fetch
+                    .crl(url)
+                    .await
+                    .map_err(|why| self.mark_down(url, why))?;
                 let crl = Arc::new(Crl::parse(&der, subject.issuer, Utc::now())?);
                 self.crls
                     .insert(key, Arc::clone(&crl), ttl(crl.next_update, Utc::now()));
@@ -258,5 +276,58 @@ impl Online {
             }
         };
         crl.answer(subject.leaf, at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A responder on port 0: 404 for `/missing`, an answer over the OCSP cap for `/big`, and a
+    /// small one for `/ok`.
+    async fn responder() -> String {
+        use axum::routing::{get, post};
+        let app = axum::Router::new()
+            .route(
+                "/missing",
+                get(|| async { axum::http::StatusCode::NOT_FOUND }),
+            )
+            .route("/big", post(|| async { vec![0u8; MAX_OCSP_BYTES + 1] }))
+            .route("/ok", post(|| async { vec![0x30u8, 0x00] }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn why_a_source_gave_nothing_is_told_by_kind() {
+        crate::telemetry::install_crypto_provider();
+        let base = responder().await;
+        let fetch = HttpFetch::new(&OnlineOptions::default()).expect("client");
+        assert_eq!(
+            fetch.crl(&format!("{base}/missing")).await,
+            Err(FetchError::Status(404))
+        );
+        assert_eq!(
+            fetch.ocsp(&format!("{base}/big"), vec![1]).await,
+            Err(FetchError::TooLarge(MAX_OCSP_BYTES))
+        );
+        assert_eq!(
+            fetch.ocsp(&format!("{base}/ok"), vec![1]).await,
+            Ok(vec![0x30, 0x00])
+        );
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+            .local_addr()
+            .expect("addr");
+        let refused = fetch.crl(&format!("http://{closed}/crl")).await;
+        assert!(
+            matches!(refused, Err(FetchError::Transport(_))),
+            "{refused:?}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Revocation, judged at the signing time: what a provider's policy asks for, what an OCSP
 //! answer or a CRL says about one certificate, and when such a statement covers the signing
 //! time. The network side (fetching, caching) is in [`super::online`]; `kyso verify` feeds the
-//! files it was given to [`offline`], which never touches the network.
+//! files it was given to [`super::evidence`], which never touches the network.
 
 use chrono::{DateTime, Duration, Utc};
 use der::asn1::ObjectIdentifier;
@@ -10,8 +10,7 @@ use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
 use x509_cert::Certificate;
 
-use super::certificate::extension;
-use super::{crl, ocsp};
+use super::extensions::extension;
 
 const AUTHORITY_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1");
 const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
@@ -222,59 +221,6 @@ fn http_only(urls: impl Iterator<Item = String>) -> Vec<String> {
     })
     .take(MAX_URLS)
     .collect()
-}
-
-/// Revocation evidence handed in as files (`kyso verify --crl … --ocsp-response …`).
-#[derive(Debug, Clone, Default)]
-pub struct Evidence {
-    pub ocsp_responses: Vec<Vec<u8>>,
-    pub crls: Vec<Vec<u8>>,
-}
-
-impl Evidence {
-    pub fn is_empty(&self) -> bool {
-        self.ocsp_responses.is_empty() && self.crls.is_empty()
-    }
-}
-
-/// Judges the given files only. OCSP responses go first, as online; a pre-made response has no
-/// nonce to check.
-pub(crate) fn offline(
-    subject: Subject<'_>,
-    evidence: &Evidence,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Finding {
-    if evidence.is_empty() {
-        return Finding::NotChecked {
-            why: "no CRL or OCSP response was given".into(),
-        };
-    }
-    let mut notes = Vec::new();
-    for (i, response) in evidence.ocsp_responses.iter().enumerate() {
-        match ocsp::judge(response, subject, None, at, now) {
-            Ok(answer) => match Finding::from_answer(&answer, at) {
-                Some(finding) => return finding,
-                None => notes.push(format!("OCSP response {}: status unknown", i + 1)),
-            },
-            Err(why) => notes.push(format!("OCSP response {}: {why}", i + 1)),
-        }
-    }
-    for (i, der) in evidence.crls.iter().enumerate() {
-        let answer =
-            crl::Crl::parse(der, subject.issuer, now).and_then(|crl| crl.answer(subject.leaf, at));
-        match answer {
-            Ok(answer) => {
-                if let Some(finding) = Finding::from_answer(&answer, at) {
-                    return finding;
-                }
-            }
-            Err(why) => notes.push(format!("CRL {}: {why}", i + 1)),
-        }
-    }
-    Finding::Unknown {
-        why: notes.join("; "),
-    }
 }
 
 #[cfg(test)]

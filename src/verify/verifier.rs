@@ -16,12 +16,13 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
 use super::cache::TtlCache;
+use super::evidence::{self, Evidence};
 use super::online::{Fetch, HttpFetch, Online, OnlineOptions};
 use super::pool::Pool;
-use super::revocation::{self, Evidence, Finding, RevocationPolicy, Subject};
+use super::revocation::{Finding, RevocationPolicy, Subject};
 use super::{certificate, cms, identity, keys, path};
 use super::{Identity, SignatureCheck, TrustAnchors, Verdict, Verification, VerifyError};
-use crate::providers::http::ClientError;
+use crate::outbound::ClientError;
 
 const KNOWN_SIGNERS: usize = 10_000;
 /// A cached path is re-proved at least this often, whatever the certificates' validity.
@@ -344,9 +345,7 @@ impl Verifier {
                 why: "revocation checking is off by policy".into(),
             },
             (_, Source::Online(online)) => online.check(subject, examined.fingerprint, at).await,
-            (_, Source::Offline(evidence)) => {
-                revocation::offline(subject, evidence, at, Utc::now())
-            }
+            (_, Source::Offline(evidence)) => evidence::offline(subject, evidence, at, Utc::now()),
         };
         metrics::counter!("kyso_revocation_checks_total", "result" => finding.label()).increment(1);
         let verdict = examined.verdict(&finding);

@@ -14,7 +14,7 @@ use super::wire::{status_table, Meaning};
 use super::xml::MAX_DOCUMENT_BYTES;
 use super::{Mssp, Said};
 use crate::domain::ErrorCode;
-use crate::providers::http;
+use crate::outbound;
 use crate::providers::{CertBundle, Failure, Outcome, ProviderError};
 use crate::verify::Scheme;
 
@@ -242,10 +242,10 @@ fn transient(port: &str, why: &str) -> ProviderError {
 
 /// Reads at most [`MAX_DOCUMENT_BYTES`], whatever the peer announces or sends.
 async fn read_capped(resp: reqwest::Response, port: &str) -> Result<Vec<u8>, ProviderError> {
-    http::read_capped(resp, MAX_DOCUMENT_BYTES)
+    outbound::read_capped(resp, MAX_DOCUMENT_BYTES)
         .await
         .map_err(|e| match e {
-            http::ReadError::TooLarge(_) => final_error(None, &format!("MSSP {port}: {e}")),
-            http::ReadError::Transport(e) => transient(port, &e.to_string()),
+            outbound::ReadError::TooLarge(_) => final_error(None, &format!("MSSP {port}: {e}")),
+            outbound::ReadError::Transport(e) => transient(port, &e.to_string()),
         })
 }

@@ -30,11 +30,11 @@ use chrono::Utc;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::http::{build_client, ClientError};
 use super::{
     CallbackAnswer, CallbackError, CallbackHint, CallbackReply, CertBundle, Outcome, Provider,
     ProviderError, SignRequest, Started, StatusRequest,
 };
+use crate::outbound::{build_client, ClientError};
 use call::{bundle, check_msisdn, final_error, plausible_id};
 pub use config::{ElementOrderSetting, MessagingMode, MssFormat, MsspConfig};
 pub use display::DisplayEncoding;

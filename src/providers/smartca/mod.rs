@@ -15,12 +15,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::http::{self, build_client, ClientError, TlsConfig};
 use super::{
     CallbackError, CallbackHint, CertBundle, Failure, Outcome, Provider, ProviderError,
     SignRequest, Started, StatusRequest,
 };
 use crate::domain::{ErrorCode, Purpose};
+use crate::outbound::{self, build_client, ClientError, TlsConfig};
 use crate::verify::Scheme;
 use wire::{CertStatus, Envelope, UserCertificate};
 
@@ -423,13 +423,13 @@ fn encode_segment(id: &str) -> String {
 
 /// Reads at most [`MAX_RESPONSE_BYTES`], whatever the peer announces or sends.
 async fn read_capped(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, ProviderError> {
-    http::read_capped(resp, MAX_RESPONSE_BYTES)
+    outbound::read_capped(resp, MAX_RESPONSE_BYTES)
         .await
         .map_err(|e| match e {
-            http::ReadError::TooLarge(_) => {
+            outbound::ReadError::TooLarge(_) => {
                 provider_failure(None, format!("VNPT SmartCA {endpoint}: {e}"))
             }
-            http::ReadError::Transport(e) => transport(endpoint, &e),
+            outbound::ReadError::Transport(e) => transport(endpoint, &e),
         })
 }
 

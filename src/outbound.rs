@@ -1,5 +1,7 @@
-//! The HTTP client every adapter uses: rustls with the aws-lc-rs provider, the provider's extra
-//! roots, an optional client certificate, and hard timeouts. TLS verification is never off.
+//! Outbound HTTP: the one client kyso calls others with — provider adapters and the revocation
+//! fetcher alike — and the capped reader every answer goes through. rustls with the aws-lc-rs
+//! provider, optional extra roots and client certificate, hard timeouts; TLS verification is
+//! never off. Below `providers` and `verify`, so neither imports the other for it.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ pub enum ClientError {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    /// PEM files of extra roots to trust for the provider's TLS certificate.
+    /// PEM files of extra roots to trust for the peer's TLS certificate.
     #[serde(default)]
     pub extra_roots: Vec<String>,
     /// PEM file holding a client certificate and its key, for mTLS.
@@ -47,7 +49,7 @@ pub fn build_client(tls: &TlsConfig, timeout: Duration) -> Result<reqwest::Clien
     Ok(builder.build()?)
 }
 
-/// Why a provider's answer could not be read.
+/// Why an answer could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("answer over {0} bytes")]
@@ -56,7 +58,7 @@ pub enum ReadError {
     Transport(#[from] reqwest::Error),
 }
 
-/// Reads a provider's answer, refusing one larger than `max` before buffering it (by its
+/// Reads an answer, refusing one larger than `max` before buffering it (by its
 /// Content-Length) or while streaming it (without one).
 pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
