@@ -123,7 +123,7 @@ impl Application {
             let store = engine.store.clone();
             let hub = engine.hub.clone();
             let stop = stop_rx.clone();
-            tokio::spawn(async move { store.fan_in(hub, stop).await })
+            tokio::spawn(async move { store.fan_in(Arc::new(hub), stop).await })
         };
         let scheduler = tokio::spawn(engine.run(async move {
             let _ = engine_stop.wait_for(|s| *s).await;

@@ -8,7 +8,7 @@ pub mod ws;
 
 use tokio::sync::broadcast;
 
-use crate::store::Event;
+use crate::domain::{Event, Publish};
 
 #[derive(Clone)]
 pub struct Hub {
@@ -29,5 +29,11 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+}
+
+impl Publish for Hub {
+    fn publish(&self, event: Event) {
+        Hub::publish(self, event);
     }
 }

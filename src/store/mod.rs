@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Session, SessionId, Status};
+use crate::domain::{Publish, Session, SessionId, Status};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -29,15 +29,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
-/// One event of a tenant's stream, already rendered as the WebSocket frame.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub tenant: Arc<str>,
-    pub seq: i64,
-    pub session_id: SessionId,
-    pub status: Status,
-    pub frame: Arc<str>,
-}
+pub(crate) use crate::domain::render_frame;
+/// The store makes events; their type lives below it, with the session's.
+pub use crate::domain::Event;
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -185,7 +179,7 @@ pub trait Store: Send + Sync {
     async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError>;
     /// Publishes to `hub` the events other instances commit, until `shutdown`. A single-instance
     /// backend has none and only waits for `shutdown`: returning earlier means it failed.
-    async fn fan_in(&self, hub: crate::events::Hub, shutdown: tokio::sync::watch::Receiver<bool>);
+    async fn fan_in(&self, hub: Arc<dyn Publish>, shutdown: tokio::sync::watch::Receiver<bool>);
     /// The store's own background tasks (writers, waker), named, for the application to
     /// supervise: each runs as long as the store. Handed out once; later calls get none.
     fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)>;
@@ -362,11 +356,6 @@ where
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         frame: frame.into(),
     })
-}
-
-/// The WebSocket frame of SPEC §2.4. Rendered once, when the event is written.
-pub(crate) fn render_frame(seq: i64, session_json: &str) -> String {
-    format!(r#"{{"type":"session.updated","seq":{seq},"session":{session_json}}}"#)
 }
 
 /// What the outbox stores as an event's frame: nothing for a terminal state. Its frame would

@@ -25,6 +25,7 @@ use super::{
     PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
+use sql::Woke;
 use writer::Op;
 
 pub struct SqliteStore {
@@ -299,9 +300,9 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(match woke {
-            Ok((body, work)) => Woken::Claimed(Box::new(Work::from_row(&body, work)?)),
-            Err(true) => Woken::Marked,
-            Err(false) => Woken::Missing,
+            Woke::Claimed { body, work } => Woken::Claimed(Box::new(Work::from_row(&body, work)?)),
+            Woke::Marked => Woken::Marked,
+            Woke::Missing => Woken::Missing,
         })
     }
 
@@ -356,7 +357,7 @@ impl Store for SqliteStore {
     /// One instance owns the file: there is nobody else to hear from.
     async fn fan_in(
         &self,
-        _: crate::events::Hub,
+        _: Arc<dyn crate::domain::Publish>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let _ = shutdown.wait_for(|s| *s).await;

@@ -871,7 +871,7 @@ async fn each_instance_hears_the_events_another_instance_commits() {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let listener = {
         let two = two.clone();
-        tokio::spawn(async move { two.fan_in(hub, stop).await })
+        tokio::spawn(async move { two.fan_in(Arc::new(hub), stop).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s = session("t9", "001099012345", "r");

@@ -4,6 +4,7 @@
 //! missed while the listener was away.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -11,11 +12,11 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use super::{Notice, PgStore, CHANNEL};
-use crate::events::Hub;
+use crate::domain::Publish;
 use crate::store::{ms, Store, StoreError};
 
 impl PgStore {
-    pub(super) async fn listen(&self, hub: Hub, mut shutdown: watch::Receiver<bool>) {
+    pub(super) async fn listen(&self, hub: Arc<dyn Publish>, mut shutdown: watch::Receiver<bool>) {
         let mut last: HashMap<String, i64> = HashMap::new();
         loop {
             if *shutdown.borrow() {
@@ -35,7 +36,7 @@ impl PgStore {
                 continue;
             }
             // Whatever was committed while we were not listening is read from the outbox.
-            if let Err(e) = self.catch_up(&hub, &mut last).await {
+            if let Err(e) = self.catch_up(&*hub, &mut last).await {
                 tracing::warn!(error = %e, "event catch-up failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -82,7 +83,11 @@ impl PgStore {
     }
 
     /// Publishes every event after `last[tenant]`, for every tenant, updating `last`.
-    async fn catch_up(&self, hub: &Hub, last: &mut HashMap<String, i64>) -> Result<(), StoreError> {
+    async fn catch_up(
+        &self,
+        hub: &dyn Publish,
+        last: &mut HashMap<String, i64>,
+    ) -> Result<(), StoreError> {
         let tenants: Vec<(String, i64)> = sqlx::query_as("SELECT tenant, last_seq FROM tenant_seq")
             .fetch_all(&self.pool)
             .await?;

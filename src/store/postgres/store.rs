@@ -10,8 +10,8 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::{by_key, existing, waker, writer, PgStore};
+use crate::domain::Publish;
 use crate::domain::{Session, SessionId, Status};
-use crate::events::Hub;
 use crate::store::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
     PushTarget, StatusWrite, Store, StoreError, Woken, Work, EVENTS_AFTER,
@@ -267,7 +267,7 @@ impl Store for PgStore {
         rows.iter().map(|r| event_from_row(&tenant, r)).collect()
     }
 
-    async fn fan_in(&self, hub: Hub, shutdown: watch::Receiver<bool>) {
+    async fn fan_in(&self, hub: Arc<dyn Publish>, shutdown: watch::Receiver<bool>) {
         self.listen(hub, shutdown).await
     }
 

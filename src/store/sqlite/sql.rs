@@ -296,9 +296,14 @@ pub(super) async fn reschedule(
     Ok(n > 0)
 }
 
-/// A wake's answer: the claimed session's (body, work), or whether an unfinished session of
-/// the provider was found (and marked woken).
-pub(super) type Woke = Result<(String, Option<String>), bool>;
+/// What a wake did, as the writer read it: claimed a session (its body and work), marked an
+/// unfinished session of the provider woken, or found none.
+#[derive(Debug)]
+pub(super) enum Woke {
+    Claimed { body: String, work: Option<String> },
+    Marked,
+    Missing,
+}
 
 /// A push that claims its session, if nobody works on it, until `until`.
 pub(super) struct WakeClaim {
@@ -329,26 +334,27 @@ pub(super) async fn wake_many(
         }
         for row in q.fetch_all(&mut *conn).await? {
             let id: String = row.try_get("id")?;
-            claimed.insert(id, (row.try_get("body")?, row.try_get("work")?));
+            let (body, work) = (row.try_get("body")?, row.try_get("work")?);
+            claimed.insert(id, Woke::Claimed { body, work });
         }
     }
     let mut woke = Vec::with_capacity(wakes.len());
     for w in wakes {
         woke.push(match claimed.remove(w.id.as_str()) {
-            Some(row) => Ok(row),
-            None => Err(mark_woken(conn, &w.id, &w.provider).await?),
+            Some(claimed) => claimed,
+            None => mark_woken(conn, &w.id, &w.provider).await?,
         });
     }
     Ok(woke)
 }
 
-/// Makes the session due now and marks it woken for the step in flight; whether an unfinished
-/// session of `provider` was found.
+/// Makes the session due now and marks it woken for the step in flight: `Marked`, or `Missing`
+/// when no unfinished session of `provider` has the id.
 pub(super) async fn mark_woken(
     conn: &mut SqliteConnection,
     id: &SessionId,
     provider: &str,
-) -> Result<bool, StoreError> {
+) -> Result<Woke, StoreError> {
     let n = sqlx::query(
         // A claimed session keeps its lease (its step's write makes it due now).
         "UPDATE sessions
@@ -363,7 +369,7 @@ pub(super) async fn mark_woken(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(n > 0)
+    Ok(if n > 0 { Woke::Marked } else { Woke::Missing })
 }
 
 pub(super) async fn claim(

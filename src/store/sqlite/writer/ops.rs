@@ -7,7 +7,7 @@ use sqlx::SqliteConnection;
 use super::{Group, Op, Reply};
 use crate::store::sqlite::sql::{
     apply_many, claim, create, create_many, mark_woken, put_bundle, reschedule, update_ids,
-    wake_many, Seqs, WakeClaim,
+    wake_many, Seqs, WakeClaim, Woke,
 };
 use crate::store::{Created, NewSession, StoreError};
 
@@ -49,7 +49,7 @@ async fn wake_group(
         }
     }
     answers(senders, wake_many(conn, &wakes).await, Reply::Woke, |tx| {
-        Reply::Woke(tx, Err(false))
+        Reply::Woke(tx, Woke::Missing)
     })
 }
 
@@ -159,8 +159,8 @@ pub(super) async fn execute(
             reply,
             ..
         } => match mark_woken(conn, &id, &provider).await {
-            Ok(found) => Ok(Reply::Woke(reply, Err(found))),
-            Err(e) => Err((Reply::Woke(reply, Err(false)), e)),
+            Ok(woke) => Ok(Reply::Woke(reply, woke)),
+            Err(e) => Err((Reply::Woke(reply, Woke::Missing), e)),
         },
         Op::Claim {
             now,
