@@ -1,20 +1,25 @@
-//! Configuration: a TOML file, overridden by `KYSO_<SECTION>__<KEY>` environment variables.
-//! Secrets (provider passwords) are `SecretString` and never printed; API keys are stored only
-//! as SHA-256 hashes.
+//! Configuration: a TOML file, overridden by `KYSO_<SECTION>__<KEY>` environment variables
+//! ([`env`]). Secrets (provider passwords, tokens, the database URL) may come from files
+//! ([`secrets`]), are `SecretString` where they can be and never printed; API keys are stored
+//! only as SHA-256 hashes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::Deserialize;
 
-use crate::providers::mssp::MsspConfig;
-use crate::providers::smartca::SmartcaConfig;
 use crate::verify::RevocationPolicy;
 
+pub mod env;
+mod provider;
+pub mod secrets;
 mod validate;
+
+pub use provider::{ProviderConfig, ProviderKind};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,50 +172,6 @@ fn default_tenant_rate() -> u32 {
     50
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    Smartca,
-    /// ETSI TS 102 204 SIM signing (Viettel, VNPT, MobiFone MSSPs).
-    Mssp,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    pub kind: ProviderKind,
-    /// PEM or DER files of the CA certificates this provider's signers must chain to.
-    pub trust_anchors: Vec<String>,
-    #[serde(default = "default_timeout")]
-    pub default_timeout_s: u32,
-    #[serde(default = "default_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default = "default_rate")]
-    pub rate_per_s: u32,
-    /// How long one call's transient failures are retried.
-    #[serde(default = "default_retry_budget")]
-    pub retry_budget_ms: u64,
-    /// Consecutive failed calls (after retries) that open the provider's circuit.
-    #[serde(default = "default_circuit_failures")]
-    pub circuit_failures: u32,
-    /// How long an open circuit stops calls before one probe is let through.
-    #[serde(default = "default_circuit_open")]
-    pub circuit_open_ms: u64,
-    /// Pushes to `/callbacks/{id}` acted on per second (burst: as many); past it they are
-    /// answered and ignored, since the session is polled anyway.
-    #[serde(default = "default_callback_rate")]
-    pub callback_rate_per_s: u32,
-    pub smartca: Option<SmartcaConfig>,
-    pub mssp: Option<MsspConfig>,
-    /// How the provider's pushes are authenticated: `{ kind = "none" }` (default),
-    /// `{ kind = "bearer", token }` or `{ kind = "hmac_sha256", secret, header }`.
-    #[serde(default)]
-    pub callback_auth: crate::providers::callback_auth::CallbackAuth,
-    /// `require` | `prefer` | `off`: how hard to insist on an OCSP/CRL answer.
-    #[serde(default)]
-    pub revocation: RevocationPolicy,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevocationConfig {
@@ -263,34 +224,14 @@ impl Default for UsbConfig {
     }
 }
 
-fn default_timeout() -> u32 {
-    300
-}
-fn default_in_flight() -> usize {
-    64
-}
-fn default_rate() -> u32 {
-    200
-}
-fn default_retry_budget() -> u64 {
-    10_000
-}
-fn default_circuit_failures() -> u32 {
-    5
-}
-fn default_circuit_open() -> u64 {
-    10_000
-}
-fn default_callback_rate() -> u32 {
-    200
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(#[from] Box<figment::Error>),
-    #[error("provider `{0}`: kind `{1}` needs a [{2}] section")]
-    MissingSection(String, &'static str, &'static str),
+    #[error("configuration: `{key}` and `{key}_file` are both set; set one")]
+    SecretTwice { key: String },
+    #[error("configuration: `{key}_file`: {why}")]
+    SecretFile { key: String, why: String },
     #[error("tenant `{0}`: api_key_sha256 must be 64 lowercase hex characters")]
     BadKeyHash(String),
     #[error("configuration: `{key}` = {value} is outside its range {range}")]
@@ -308,11 +249,23 @@ impl Config {
         if let Some(p) = path {
             fig = fig.merge(Toml::file_exact(p));
         }
-        Self::from_figment(fig.merge(env_overrides()))
+        let ids = fig
+            .extract_inner::<Dict>("providers")
+            .map(|providers| providers.into_keys().collect())
+            .unwrap_or_default();
+        Self::from_figment(fig.merge(env::overrides(ids)))
     }
 
+    /// Reads secrets from their files, then the whole configuration, then checks it.
     pub fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
-        let config: Config = fig.extract().map_err(Box::new)?;
+        let mut root: Dict = fig.extract().map_err(Box::new)?;
+        let config: Config = if secrets::resolve(&mut root)? {
+            // Errors from here name their key, not the file it came from.
+            Figment::from(Serialized::defaults(Value::from(root))).extract()
+        } else {
+            fig.extract()
+        }
+        .map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }
@@ -327,28 +280,8 @@ impl Config {
                 return Err(ConfigError::BadKeyHash(t.id.clone()));
             }
         }
-        for (id, p) in &self.providers {
-            if p.kind == ProviderKind::Smartca && p.smartca.is_none() {
-                return Err(ConfigError::MissingSection(
-                    id.clone(),
-                    "smartca",
-                    "smartca",
-                ));
-            }
-            if p.kind == ProviderKind::Mssp && p.mssp.is_none() {
-                return Err(ConfigError::MissingSection(id.clone(), "mssp", "mssp"));
-            }
-        }
         validate::ranges(self)
     }
-}
-
-/// `KYSO_<SECTION>__<KEY>` variables. Variables without a section (`KYSO_DEV_API_KEY`,
-/// `KYSO_LOG_FORMAT`) belong to the command line, not to the configuration.
-pub fn env_overrides() -> Env {
-    Env::prefixed("KYSO_")
-        .filter(|k| k.as_str().contains("__"))
-        .split("__")
 }
 
 /// The hash an API key is stored under.

@@ -173,21 +173,9 @@ fn redact(url: &str) -> String {
 fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
     for (id, p) in &config.providers {
-        let (adapter, signer_rule): (Arc<dyn Provider>, SignerRule) = match p.kind {
-            ProviderKind::Smartca => {
-                let cfg = p
-                    .smartca
-                    .as_ref()
-                    .with_context(|| format!("provider {id}: missing [smartca]"))?;
-                (Arc::new(SmartCa::new(cfg)?), SignerRule::UserId)
-            }
-            ProviderKind::Mssp => {
-                let cfg = p
-                    .mssp
-                    .as_ref()
-                    .with_context(|| format!("provider {id}: missing [mssp]"))?;
-                (Arc::new(Mssp::new(id, cfg)?), SignerRule::Msisdn)
-            }
+        let (adapter, signer_rule): (Arc<dyn Provider>, SignerRule) = match &p.kind {
+            ProviderKind::Smartca(cfg) => (Arc::new(SmartCa::new(cfg)?), SignerRule::UserId),
+            ProviderKind::Mssp(cfg) => (Arc::new(Mssp::new(id, cfg)?), SignerRule::Msisdn),
         };
         registry.insert(ProviderEntry {
             id: id.as_str().into(),

@@ -6,7 +6,7 @@
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, ProviderKind};
 
 const DAY_S: u64 = 86_400;
 const HOUR_MS: u64 = 3_600_000;
@@ -97,25 +97,24 @@ pub(super) fn ranges(config: &Config) -> Result<(), ConfigError> {
             p.callback_rate_per_s,
             1..=1_000_000,
         )?;
-        if let Some(c) = &p.smartca {
-            let key = |k: &str| format!("providers.{id}.smartca.{k}");
-            polling(
+        let key = |k: &str| format!("providers.{id}.{}.{k}", p.kind.name());
+        match &p.kind {
+            ProviderKind::Smartca(c) => polling(
                 &key,
                 c.request_timeout_ms,
                 c.poll_first_ms,
                 c.poll_interval_ms,
-            )?;
-        }
-        if let Some(m) = &p.mssp {
-            let key = |k: &str| format!("providers.{id}.mssp.{k}");
-            polling(
-                &key,
-                m.request_timeout_ms,
-                m.poll_first_ms,
-                m.poll_interval_ms,
-            )?;
-            check(key("gsm7_limit"), m.gsm7_limit, 24..=10_000)?;
-            check(key("ucs2_limit"), m.ucs2_limit, 20..=10_000)?;
+            )?,
+            ProviderKind::Mssp(m) => {
+                polling(
+                    &key,
+                    m.request_timeout_ms,
+                    m.poll_first_ms,
+                    m.poll_interval_ms,
+                )?;
+                check(key("gsm7_limit"), m.gsm7_limit, 24..=10_000)?;
+                check(key("ucs2_limit"), m.ucs2_limit, 20..=10_000)?;
+            }
         }
     }
 
