@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use figment::providers::{Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use mock_carriers::{MockCarriers, MockConfig};
 use rand::RngCore;
@@ -52,6 +52,135 @@ pub fn refused_variables(vars: impl IntoIterator<Item = (OsString, OsString)>) -
     refused
 }
 
+/// Where the mock carriers are, as every configuration against them sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct MockSite<'a> {
+    /// `host:port` of the mock carriers.
+    pub addr: &'a str,
+    /// The mock's root CA file (PEM or DER), which every mock provider's signers chain to.
+    pub root: &'a str,
+    /// The gateway's base URL, where the MSSP in `asynch_server_server` mode posts its
+    /// notifications.
+    pub gateway: &'a str,
+}
+
+/// What differs between the mock providers, beside their id: everything else is set in
+/// [`mock_providers`] from the mock's own defaults.
+const MOCK_PROVIDERS: &str = r#"
+[vnpt-smartca]
+kind = "smartca"
+default_timeout_s = 300
+[vnpt-smartca.smartca]
+poll_first_ms = 2000
+poll_interval_ms = 2000
+
+# SIM signing (ETSI TS 102 204), one messaging mode per carrier; switching an instance's
+# `messaging_mode` changes nothing the portal sees.
+[viettel-sim]
+kind = "mssp"
+default_timeout_s = 120
+[viettel-sim.mssp]
+messaging_mode = "asynch_client_server"
+poll_first_ms = 2000
+poll_interval_ms = 2000
+receipt_message = "Da nhan chu ky"
+
+[vnpt-sim]
+kind = "mssp"
+default_timeout_s = 120
+[vnpt-sim.mssp]
+messaging_mode = "asynch_server_server"
+receipt_message = "Da nhan chu ky"
+
+# The VN government MSSP's dialect (notes §12): namespaced wrapper, unqualified part.
+[mobifone-sim]
+kind = "mssp"
+default_timeout_s = 120
+[mobifone-sim.mssp]
+messaging_mode = "synch"
+wrapper_namespace = "http://ae.mobile-id.vn/TS102204/etsi204"
+qualify_part = false
+element_order = "vn"
+receipt_message = "Da nhan chu ky"
+"#;
+
+/// The mock carriers' providers as `[providers.*]` tables: VNPT SmartCA, and one MSSP per
+/// messaging mode (`viettel-sim`, `vnpt-sim`, `mobifone-sim`), each with the mock's default
+/// credentials and trusting its root. The one description of them: `kyso dev` runs it as is,
+/// `config/local.toml` spells it out (a test holds the two equal), the integration tests tune
+/// its timings, and the bench copies its SmartCA provider once per instance.
+pub fn mock_providers(site: &MockSite<'_>) -> toml::Table {
+    use toml::Value;
+    let mut providers: toml::Table = MOCK_PROVIDERS
+        .parse()
+        .expect("the mock providers' table is valid TOML");
+    let mock = MockConfig::default();
+    let ap = mock_carriers::ApCredentials::default();
+    for (id, provider) in providers.iter_mut() {
+        let Value::Table(provider) = provider else {
+            continue;
+        };
+        let anchors = Value::Array(vec![Value::from(site.root)]);
+        provider.insert("trust_anchors".into(), anchors);
+        let kind = provider
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let (base_url, credentials) = match kind.as_str() {
+            "smartca" => (
+                format!("http://{}/sca/sp769", site.addr),
+                [
+                    ("sp_id", mock.smartca_sp_id.clone()),
+                    ("sp_password", mock.smartca_sp_password.clone()),
+                ],
+            ),
+            _ => (
+                format!("http://{}/mssp/{id}", site.addr),
+                [
+                    ("ap_id", ap.ap_id.clone()),
+                    ("ap_pwd", ap.ap_password.clone()),
+                ],
+            ),
+        };
+        let Some(Value::Table(section)) = provider.get_mut(&kind) else {
+            continue;
+        };
+        section.insert("base_url".into(), Value::from(base_url));
+        for (key, value) in credentials {
+            section.insert(key.into(), Value::from(value));
+        }
+        let server_server =
+            section.get("messaging_mode").and_then(Value::as_str) == Some("asynch_server_server");
+        if server_server {
+            section.insert("public_callback_base".into(), Value::from(site.gateway));
+        }
+    }
+    providers
+}
+
+/// Sets `path` (dotted, e.g. `vnpt-smartca.smartca.poll_first_ms`) in `table` to `value`,
+/// making the tables on the way: how the tests and the bench tune [`mock_providers`].
+pub fn set(table: &mut toml::Table, path: &str, value: impl Into<toml::Value>) {
+    let (parents, leaf) = path
+        .rsplit_once('.')
+        .map_or((None, path), |(p, l)| (Some(p), l));
+    let mut at = table;
+    for name in parents.into_iter().flat_map(|p| p.split('.')) {
+        let next = at
+            .entry(name)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !next.is_table() {
+            *next = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = next else {
+            return;
+        };
+        at = next;
+    }
+    at.insert(leaf.to_owned(), value.into());
+}
+
 /// The dev configuration for a gateway at `listen` and mock carriers at `mock`, and nothing
 /// else: no environment override applies.
 pub fn dev_config(
@@ -72,61 +201,19 @@ url = "sqlite://{db}"
 [[tenants]]
 id = "dev"
 api_key_sha256 = "{key}"
-[providers.vnpt-smartca]
-kind = "smartca"
-trust_anchors = ["{root}"]
-default_timeout_s = 300
-[providers.vnpt-smartca.smartca]
-base_url = "http://{mock}/sca/sp769"
-sp_id = "kyso-dev"
-sp_password = "kyso-dev-secret"
-poll_first_ms = 2000
-poll_interval_ms = 2000
-# SIM signing (ETSI TS 102 204), one messaging mode per carrier; switching an instance's
-# `messaging_mode` changes nothing the portal sees.
-[providers.viettel-sim]
-kind = "mssp"
-trust_anchors = ["{root}"]
-default_timeout_s = 120
-[providers.viettel-sim.mssp]
-base_url = "http://{mock}/mssp/viettel-sim"
-ap_id = "kyso-dev-ap"
-ap_pwd = "kyso-dev-ap-secret"
-messaging_mode = "asynch_client_server"
-poll_first_ms = 2000
-poll_interval_ms = 2000
-receipt_message = "Da nhan chu ky"
-[providers.vnpt-sim]
-kind = "mssp"
-trust_anchors = ["{root}"]
-default_timeout_s = 120
-[providers.vnpt-sim.mssp]
-base_url = "http://{mock}/mssp/vnpt-sim"
-ap_id = "kyso-dev-ap"
-ap_pwd = "kyso-dev-ap-secret"
-messaging_mode = "asynch_server_server"
-public_callback_base = "http://{listen}"
-receipt_message = "Da nhan chu ky"
-[providers.mobifone-sim]
-kind = "mssp"
-trust_anchors = ["{root}"]
-default_timeout_s = 120
-[providers.mobifone-sim.mssp]
-base_url = "http://{mock}/mssp/mobifone-sim"
-ap_id = "kyso-dev-ap"
-ap_pwd = "kyso-dev-ap-secret"
-messaging_mode = "synch"
-# The VN government MSSP's dialect (notes §12): namespaced wrapper, unqualified part.
-wrapper_namespace = "http://ae.mobile-id.vn/TS102204/etsi204"
-qualify_part = false
-element_order = "vn"
-receipt_message = "Da nhan chu ky"
 "#,
         db = db.display(),
         key = hash_api_key(api_key),
-        root = root_path.display(),
     );
-    Ok(Config::from_figment(Figment::from(Toml::string(&toml)))?)
+    let site = MockSite {
+        addr: &mock.to_string(),
+        root: &root_path.display().to_string(),
+        gateway: &format!("http://{listen}"),
+    };
+    let providers = Serialized::default("providers", mock_providers(&site));
+    Ok(Config::from_figment(
+        Figment::from(Toml::string(&toml)).merge(providers),
+    )?)
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
@@ -186,4 +273,71 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     app.run(crate::shutdown::signal()).await?;
     mock_task.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mock carriers and the gateway where `config/local.toml` expects them.
+    const LOCAL: MockSite<'static> = MockSite {
+        addr: "127.0.0.1:8701",
+        root: "state/mock-carriers/root-ca.pem",
+        gateway: "http://127.0.0.1:8700",
+    };
+
+    #[test]
+    fn config_local_toml_spells_out_the_mock_providers() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/local.toml");
+        let text = std::fs::read_to_string(&path).expect("config/local.toml");
+        let local: toml::Table = text.parse().expect("config/local.toml is TOML");
+        let expected = toml::Value::Table(mock_providers(&LOCAL));
+        assert_eq!(
+            local.get("providers"),
+            Some(&expected),
+            "config/local.toml's [providers.*] differ from dev::mock_providers; write them as:\n{}",
+            toml::to_string(&toml::Table::from_iter([(
+                "providers".to_owned(),
+                expected.clone()
+            )]))
+            .unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn every_mock_provider_loads_with_the_mock_credentials_and_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root.der");
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8700));
+        let mock = SocketAddr::from(([127, 0, 0, 1], 8701));
+        let config = dev_config(listen, mock, dir.path(), &root, "k").expect("dev config");
+        let ids: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+        assert_eq!(
+            ids,
+            ["mobifone-sim", "viettel-sim", "vnpt-sim", "vnpt-smartca"]
+        );
+        for (id, p) in &config.providers {
+            assert_eq!(p.trust_anchors, [root.display().to_string()], "{id}");
+        }
+        use crate::config::ProviderKind;
+        use secrecy::ExposeSecret;
+        match &config.providers["vnpt-sim"].kind {
+            ProviderKind::Mssp(m) => {
+                assert_eq!(m.base_url, "http://127.0.0.1:8701/mssp/vnpt-sim");
+                assert_eq!(m.ap_pwd.expose_secret(), "kyso-dev-ap-secret");
+                assert_eq!(
+                    m.public_callback_base.as_deref(),
+                    Some("http://127.0.0.1:8700")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &config.providers["vnpt-smartca"].kind {
+            ProviderKind::Smartca(c) => {
+                assert_eq!(c.base_url, "http://127.0.0.1:8701/sca/sp769");
+                assert_eq!(c.sp_id, MockConfig::default().smartca_sp_id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

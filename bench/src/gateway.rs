@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kyso::config::{hash_api_key, Config};
+use kyso::dev::{mock_providers, set, MockSite};
 use kyso::startup::Application;
 
 pub const API_KEY: &str = "kyso-bench-key";
@@ -46,7 +47,8 @@ pub fn sp_account(i: usize) -> (String, String) {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub db_url: String,
-    pub smartca_url: String,
+    /// The mock carriers.
+    pub mock: SocketAddr,
     pub root: PathBuf,
     /// SmartCA instances, all pointing at the same mock, each with its own SP account there
     /// ([`sp_account`]).
@@ -59,7 +61,7 @@ pub struct Spec {
 
 impl Spec {
     fn toml(&self) -> String {
-        let mut s = format!(
+        let s = format!(
             r#"
 [server]
 listen = "127.0.0.1:0"
@@ -90,33 +92,41 @@ revocation = "off"
             bystander = hash_api_key(BYSTANDER_KEY),
             root = self.root.display(),
         );
+        s + "\n" + &self.providers()
+    }
+
+    /// The dev stack's SmartCA provider ([`kyso::dev::mock_providers`]) once per instance, each
+    /// with its own SP account and this run's limits and polling pace.
+    fn providers(&self) -> String {
+        let site = MockSite {
+            addr: &self.mock.to_string(),
+            root: &self.root.display().to_string(),
+            gateway: "http://127.0.0.1:9",
+        };
+        let smartca = mock_providers(&site)
+            .remove("vnpt-smartca")
+            .expect("the mock providers have vnpt-smartca");
+        let mut providers = toml::Table::new();
         for i in 0..self.instances.max(1) {
+            let id = provider_id(i);
             let (sp_id, sp_password) = sp_account(i);
-            s += &format!(
-                r#"
-[providers.{id}]
-kind = "smartca"
-trust_anchors = ["{root}"]
-default_timeout_s = 3600
-max_in_flight = {in_flight}
-rate_per_s = {rate}
-[providers.{id}.smartca]
-base_url = "{url}"
-sp_id = "{sp_id}"
-sp_password = "{sp_password}"
-poll_first_ms = {first}
-poll_interval_ms = {interval}
-"#,
-                id = provider_id(i),
-                root = self.root.display(),
-                in_flight = self.max_in_flight,
-                rate = self.provider_rate,
-                url = self.smartca_url,
-                first = self.poll_first_ms,
-                interval = self.poll_interval_ms,
+            providers.insert(id.clone(), smartca.clone());
+            let mut at =
+                |key: &str, value: toml::Value| set(&mut providers, &format!("{id}.{key}"), value);
+            at("default_timeout_s", 3600.into());
+            at("max_in_flight", (self.max_in_flight as i64).into());
+            at("rate_per_s", i64::from(self.provider_rate).into());
+            at("smartca.sp_id", sp_id.into());
+            at("smartca.sp_password", sp_password.into());
+            at("smartca.poll_first_ms", (self.poll_first_ms as i64).into());
+            at(
+                "smartca.poll_interval_ms",
+                (self.poll_interval_ms as i64).into(),
             );
         }
-        s
+        let mut root = toml::Table::new();
+        root.insert("providers".into(), toml::Value::Table(providers));
+        toml::to_string(&root).expect("the providers render as TOML")
     }
 }
 

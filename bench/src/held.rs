@@ -37,7 +37,7 @@ pub async fn run(ctx: &Ctx, n: usize) -> anyhow::Result<Held> {
             "sqlite://{}",
             ctx.dir.join(format!("held-{n}.db")).display()
         ),
-        smartca_url: mock.smartca_url(),
+        mock: mock.addr,
         root: mock.root_path.clone(),
         instances: 1,
         provider_rate: ctx.opts.provider_rate,

@@ -45,7 +45,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Hostile> {
     let mock = Mock::start(&ctx.mock_rt, &ctx.state, 0).await?;
     let spec = Spec {
         db_url: format!("sqlite://{}", ctx.dir.join("hostile.db").display()),
-        smartca_url: mock.smartca_url(),
+        mock: mock.addr,
         root: mock.root_path.clone(),
         instances: 1,
         provider_rate: 1_000_000,

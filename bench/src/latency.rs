@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Latency> {
     let never = 3_600_000;
     let spec = Spec {
         db_url: format!("sqlite://{}", ctx.dir.join("latency.db").display()),
-        smartca_url: mock.smartca_url(),
+        mock: mock.addr,
         root: mock.root_path.clone(),
         instances: 1,
         provider_rate: 1_000_000,

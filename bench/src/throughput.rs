@@ -47,7 +47,7 @@ pub async fn run(
     let mock = Mock::start(&ctx.mock_rt, &ctx.state, 0).await?;
     let spec = Spec {
         db_url,
-        smartca_url: mock.smartca_url(),
+        mock: mock.addr,
         root: mock.root_path.clone(),
         instances,
         // Not the bound here: the provider's limits are the held phase's subject.

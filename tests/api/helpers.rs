@@ -11,6 +11,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use futures_util::StreamExt;
 use kyso::config::{hash_api_key, Config};
+use kyso::dev::{set, MockSite};
 use kyso::domain::{Format as SignatureFormat, Purpose, Session, SessionId, Status};
 use kyso::startup::Application;
 use kyso::store::NewSession;
@@ -51,9 +52,10 @@ pub async fn spawn_mock(state_dir: &Path, approve_delay_ms: u64) -> Mock {
     }
 }
 
-/// The gateway's config for tests: two tenants, SmartCA at the mock, short timings.
+/// The gateway's config for tests: two tenants, the dev stack's mock providers
+/// ([`kyso::dev::mock_providers`]) with short timings.
 pub fn test_config_toml(db: &Path, mock: SocketAddr, root: &Path) -> String {
-    format!(
+    let header = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -73,67 +75,50 @@ signer_requests_per_minute = 12
 [[tenants]]
 id = "other-portal"
 api_key_sha256 = "{k2}"
-[providers.vnpt-smartca]
-kind = "smartca"
-trust_anchors = ["{root}"]
-default_timeout_s = 60
-retry_budget_ms = 2500
-[providers.vnpt-smartca.smartca]
-base_url = "http://{mock}/sca/sp769"
-sp_id = "kyso-dev"
-sp_password = "kyso-dev-secret"
-request_timeout_ms = 8000
-poll_first_ms = 150
-poll_interval_ms = 150
-[providers.viettel-sim]
-kind = "mssp"
-trust_anchors = ["{root}"]
-default_timeout_s = 60
-retry_budget_ms = 2500
-[providers.viettel-sim.mssp]
-base_url = "http://{mock}/mssp/viettel-sim"
-ap_id = "kyso-dev-ap"
-ap_pwd = "kyso-dev-ap-secret"
-messaging_mode = "asynch_client_server"
-request_timeout_ms = 8000
-poll_first_ms = 150
-poll_interval_ms = 150
-receipt_message = "Da nhan chu ky"
-[providers.vnpt-sim]
-kind = "mssp"
-trust_anchors = ["{root}"]
-default_timeout_s = 60
-retry_budget_ms = 2500
-[providers.vnpt-sim.mssp]
-base_url = "http://{mock}/mssp/vnpt-sim"
-ap_id = "kyso-dev-ap"
-ap_pwd = "kyso-dev-ap-secret"
-messaging_mode = "asynch_server_server"
-# start_gateway points this at the gateway's port; polling is only the safety net.
-public_callback_base = "http://127.0.0.1:9"
-request_timeout_ms = 8000
-poll_first_ms = 4000
-poll_interval_ms = 4000
-[providers.mobifone-sim]
-kind = "mssp"
-trust_anchors = ["{root}"]
-default_timeout_s = 60
-retry_budget_ms = 2500
-[providers.mobifone-sim.mssp]
-base_url = "http://{mock}/mssp/mobifone-sim"
-ap_id = "kyso-dev-ap"
-ap_pwd = "kyso-dev-ap-secret"
-messaging_mode = "synch"
-wrapper_namespace = "http://ae.mobile-id.vn/TS102204/etsi204"
-qualify_part = false
-element_order = "vn"
-request_timeout_ms = 8000
 "#,
         db = db.display(),
         k1 = hash_api_key(KEY),
         k2 = hash_api_key(OTHER_KEY),
-        root = root.display(),
-    )
+    );
+    let site = MockSite {
+        addr: &mock.to_string(),
+        root: &root.display().to_string(),
+        // start_gateway points this at the gateway's port; polling is only the safety net.
+        gateway: "http://127.0.0.1:9",
+    };
+    let mut providers = kyso::dev::mock_providers(&site);
+    let ids: Vec<(String, String)> = providers
+        .iter()
+        .map(|(id, p)| {
+            (
+                id.clone(),
+                p["kind"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for (id, kind) in ids {
+        set(&mut providers, &format!("{id}.default_timeout_s"), 60);
+        set(&mut providers, &format!("{id}.retry_budget_ms"), 2500);
+        set(
+            &mut providers,
+            &format!("{id}.{kind}.request_timeout_ms"),
+            8000,
+        );
+        let poll_ms = match id.as_str() {
+            "vnpt-smartca" | "viettel-sim" => Some(150),
+            // Notified by the MSSP; polling is the slow safety net.
+            "vnpt-sim" => Some(4000),
+            _ => None,
+        };
+        if let Some(ms) = poll_ms {
+            set(&mut providers, &format!("{id}.{kind}.poll_first_ms"), ms);
+            set(&mut providers, &format!("{id}.{kind}.poll_interval_ms"), ms);
+        }
+    }
+    let mut root = toml::Table::new();
+    root.insert("providers".into(), toml::Value::Table(providers));
+    let providers = toml::to_string(&root).expect("the providers render as TOML");
+    format!("{header}\n{providers}")
 }
 
 pub struct TestApp {
