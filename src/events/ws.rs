@@ -55,7 +55,8 @@ enum End {
 struct Cursor<'a, S> {
     sink: S,
     sub: &'a Subscription,
-    last: Option<i64>,
+    /// The seq of the last event sent (or skipped as another session's).
+    last: i64,
     /// Live events past a gap, by seq, and when the outbox is read if the gap stays open.
     ahead: BTreeMap<i64, Event>,
     gap_deadline: Option<tokio::time::Instant>,
@@ -78,7 +79,7 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
     }
 
     async fn deliver(&mut self, ev: &Event) -> Result<(), End> {
-        self.last = Some(ev.seq);
+        self.last = ev.seq;
         if self
             .sub
             .session
@@ -94,8 +95,9 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
     /// Sends every stored event after the cursor, up to `until` when given.
     async fn catch_up(&mut self, store: &dyn Store, until: Option<i64>) -> Result<(), End> {
         loop {
-            let after = self.last.unwrap_or(0);
-            let page = store.events_after(&self.sub.tenant, after, PAGE).await?;
+            let page = store
+                .events_after(&self.sub.tenant, self.last, PAGE)
+                .await?;
             let full = page.len() == PAGE as usize;
             for ev in &page {
                 if until.is_some_and(|u| ev.seq > u) {
@@ -117,11 +119,10 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
     ) -> Result<(), End> {
         match received {
             Ok(ev) => self.on_live(store, &ev).await,
-            Err(RecvError::Lagged(_)) if self.last.is_some() => {
+            Err(RecvError::Lagged(_)) => {
                 self.catch_up(store, None).await?;
                 self.deliver_ahead(false).await
             }
-            Err(RecvError::Lagged(_)) => Ok(()),
             Err(RecvError::Closed) => Err(End::Closed),
         }
     }
@@ -131,13 +132,12 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
             return Ok(());
         }
         match self.last {
-            Some(last) if ev.seq <= last => Ok(()),
-            Some(last) if ev.seq == last + 1 => {
+            last if ev.seq <= last => Ok(()),
+            last if ev.seq == last + 1 => {
                 self.deliver(ev).await?;
                 self.deliver_ahead(false).await
             }
-            // Past a gap, or the first event of a live-only subscriber (its predecessor may be
-            // a moment behind it): held.
+            // Past a gap (its predecessor may be a moment behind it): held.
             _ => {
                 self.ahead.insert(ev.seq, ev.clone());
                 if self.ahead.len() > GAP_HELD {
@@ -154,14 +154,11 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
     async fn deliver_ahead(&mut self, skip_gaps: bool) -> Result<(), End> {
         while let Some(entry) = self.ahead.first_entry() {
             let seq = *entry.key();
-            let follows = match self.last {
-                Some(last) if seq <= last => {
-                    entry.remove();
-                    continue;
-                }
-                Some(last) => seq == last + 1,
-                None => false,
-            };
+            if seq <= self.last {
+                entry.remove();
+                continue;
+            }
+            let follows = seq == self.last + 1;
             if !(follows || skip_gaps) {
                 break;
             }
@@ -174,12 +171,8 @@ impl<S: Sink<Message> + Unpin> Cursor<'_, S> {
         Ok(())
     }
 
-    /// Reads the missing events from the outbox, up to the last one held. A live-only
-    /// subscriber has no place in the outbox to start from: what it holds starts its stream.
+    /// Reads the missing events from the outbox, up to the last one held.
     async fn fill_gap(&mut self, store: &dyn Store) -> Result<(), End> {
-        if self.last.is_none() {
-            return self.deliver_ahead(true).await;
-        }
         let until = self.ahead.last_key_value().map(|(seq, _)| *seq);
         self.catch_up(store, until).await?;
         // Whatever the outbox did not have (it has every committed event) goes out in order.
@@ -211,7 +204,7 @@ pub async fn pump<S, R>(
 {
     let mut cur = Cursor {
         sink,
-        last: sub.after,
+        last: sub.after.unwrap_or(0),
         sub: &sub,
         ahead: BTreeMap::new(),
         gap_deadline: None,
@@ -239,8 +232,12 @@ where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    if cur.last.is_some() {
-        cur.catch_up(store, None).await?;
+    match cur.sub.after {
+        Some(_) => cur.catch_up(store, None).await?,
+        // Live only: from the tenant's newest committed event, read after `live` subscribed,
+        // so every later event comes through the broadcast or the outbox, and one published
+        // out of order is waited for (and read from the outbox) like any gap.
+        None => cur.last = store.last_seq(&cur.sub.tenant).await?,
     }
     let mut ping = tokio::time::interval(cur.sub.ping_every);
     ping.tick().await;

@@ -184,6 +184,29 @@ async fn a_live_only_subscriber_gets_its_first_events_in_order() {
     );
 }
 
+/// Issue 16 item 3: a subscriber without `?after` starts at the tenant's newest event, so an
+/// earlier event published after a later one (past the gap wait) is read from the outbox, not
+/// dropped as old once the later one went out.
+#[tokio::test]
+async fn a_live_only_subscriber_gets_an_earlier_event_published_late() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    for _ in 0..3 {
+        created(store.as_ref()).await;
+    }
+    let (tx, rx) = broadcast::channel(16);
+    let client = subscribe(store.clone(), rx, None);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (fourth, fifth) = (created(store.as_ref()).await, created(store.as_ref()).await);
+    tx.send(fifth.clone()).expect("send");
+    // Longer than the gap wait: the later event has gone out before the earlier one comes.
+    tokio::time::sleep(GAP_WAIT * 5).await;
+    tx.send(fourth.clone()).expect("send");
+    tx.send(bare(6)).expect("send");
+    let want = [&*fourth.frame, &*fifth.frame, "frame 6"];
+    assert_eq!(wait_for(&client, 3).await, want);
+}
+
 #[tokio::test]
 async fn a_gap_the_broadcast_never_fills_is_read_from_the_outbox() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -212,6 +212,10 @@ pub trait Store: Send + Sync {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
+    /// The seq of the tenant's newest committed event (0 before its first): where a subscriber
+    /// that asked for live events only starts, so that an event published out of order just
+    /// after it joined is still waited for instead of skipped.
+    async fn last_seq(&self, tenant: &str) -> Result<i64, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Stores a certificate bundle (JSON) under `digest` (its name, see `engine::bundles`),
     /// durably, before a session's work names it; storing a digest already there changes

@@ -267,6 +267,15 @@ impl Store for PgStore {
         rows.iter().map(|r| event_from_row(&tenant, r)).collect()
     }
 
+    async fn last_seq(&self, tenant: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM tenant_seq WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     async fn fan_in(&self, hub: Arc<dyn Publish>, shutdown: watch::Receiver<bool>) {
         self.listen(hub, shutdown).await
     }
