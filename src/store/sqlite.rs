@@ -6,13 +6,13 @@
 //! at due work then reads only sessions nobody is working on, and the earliest `next_check_at`
 //! stays one index probe. A restart gives every claim back, since one instance owns the file.
 
+mod checkpoint;
 mod sql;
 mod writer;
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -48,12 +48,7 @@ impl SqliteStore {
     /// `options.wal_limit` as the WAL size that makes the checkpointer restart the log.
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let (lease, wal_limit) = (options.lease, options.wal_limit);
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(writer::BUSY_TIMEOUT)
-            .foreign_keys(true);
+        let options = connect_options(url)?;
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
@@ -64,7 +59,7 @@ impl SqliteStore {
         // events/s). The checkpointer task does it from its own connection instead.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(writer_options(options.clone()))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         // Claims of a previous run: nobody works on those sessions any more.
@@ -83,7 +78,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        let checkpointer = tokio::spawn(checkpoint(
+        let checkpointer = tokio::spawn(checkpoint::run(
             checkpointer,
             writes.downgrade(),
             wal_limit,
@@ -128,64 +123,22 @@ impl SqliteStore {
     }
 }
 
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Checkpoints the WAL beside the writer until the store is gone. PASSIVE never blocks the
-/// writer or readers, and the writer starts the log over when its transaction begins with
-/// every frame copied — which, under constant writes, never happens: a batch always commits
-/// while the checkpoint runs, and the log grows as long as the load lasts. So once the log
-/// holds `limit` bytes, the checkpointer asks the writer (through `restart`) to run a RESTART
-/// checkpoint between two batches: it copies what the PASSIVE one just missed, and the next
-/// transaction writes from the log's start (see `writer::wal::restart_wal`).
-async fn checkpoint(
-    pool: SqlitePool,
-    store: mpsc::WeakSender<Op>,
-    limit: u64,
-    restart: Arc<AtomicBool>,
-) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The log's size when a restart was last asked for: until a write starts the log over,
-    // PASSIVE keeps reporting it, and there is nothing to ask again.
-    let mut asked_at = 0;
-    let mut page = None;
-    loop {
-        every.tick().await;
-        if store.upgrade().is_none() {
-            break;
-        }
-        match wal_bytes_after_checkpoint(&pool, &mut page).await {
-            Ok(bytes) if bytes >= limit && bytes != asked_at => {
-                asked_at = bytes;
-                restart.store(true, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-        }
-    }
-    pool.close().await;
+/// Every connection's options. `synchronous = FULL`: in WAL mode the log is fsynced at every
+/// commit, so what a commit answered (and the events then published) survives an OS crash or
+/// a power loss; `NORMAL` syncs only at checkpoints, and a lost tail would hand the same seq
+/// to a different event (see docs/operations.md for the guarantee and its measured cost).
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(writer::BUSY_TIMEOUT)
+        .foreign_keys(true))
 }
 
-/// Runs a PASSIVE checkpoint; returns the log's size in bytes. The page size is read once.
-async fn wal_bytes_after_checkpoint(
-    pool: &SqlitePool,
-    page: &mut Option<u64>,
-) -> Result<u64, sqlx::Error> {
-    // (busy, frames in the log (-1 when not in WAL mode), frames copied)
-    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(pool)
-        .await?;
-    let page = match *page {
-        Some(bytes) => bytes,
-        None => {
-            let bytes: i64 = sqlx::query_scalar("PRAGMA page_size")
-                .fetch_one(pool)
-                .await?;
-            *page.insert(u64::try_from(bytes).unwrap_or(0))
-        }
-    };
-    Ok(u64::try_from(frames).unwrap_or(0).saturating_mul(page))
+/// The writer's connection: never checkpoints (see [`SqliteStore::open_with`]).
+fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options.pragma("wal_autocheckpoint", "0")
 }
 
 #[async_trait]
@@ -343,6 +296,15 @@ impl Store for SqliteStore {
         rows.iter().map(|r| event_from_row(&tenant, r)).collect()
     }
 
+    async fn last_seq(&self, tenant: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM tenant_seq WHERE tenant = ?")
+                .bind(tenant)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
         let sql = "UPDATE sessions SET next_check_at = ? WHERE claimed = 1 AND id IN (…)";
         self.for_ids(sql, ms(Utc::now()) + self.lease_ms, ids).await
@@ -388,5 +350,29 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?;
         Ok(bundle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// The writer's commits are what gets published: `synchronous` must be FULL (2) there, or
+    /// an OS crash loses commits whose events were already sent (NORMAL is 1).
+    #[tokio::test]
+    async fn the_writer_syncs_every_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = writer_options(connect_options(&url).expect("options"));
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("connect");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut conn)
+            .await
+            .expect("pragma");
+        assert_eq!(sync, 2, "PRAGMA synchronous on the writer (2 = FULL)");
     }
 }
