@@ -272,6 +272,8 @@ pub async fn cancel(
                 expected,
                 next_check_at: None,
                 work: None,
+                // An API cancel holds no lease: it wins over any step by the status alone.
+                lease: None,
             };
             let done = state.engine.commit(change).await?.is_some();
             if done && expected == Status::AwaitingUser {

@@ -23,10 +23,11 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
-use crate::domain::SessionId;
 use crate::events::Hub;
 use crate::providers::registry::{ProviderEntry, Registry};
-use crate::store::{Change, Created, Event, NewSession, Store, StoreError, Work};
+use crate::store::{
+    Change, Created, Event, Held, NewSession, Store, StoreError, Work, CREATED_EPOCH,
+};
 
 use flights::Flight;
 pub use push::Pushed;
@@ -100,6 +101,7 @@ impl Engine {
                 let work = Work {
                     session: new.session,
                     work: None,
+                    epoch: CREATED_EPOCH,
                 };
                 self.start_claimed(entry, work, permit).await;
             }
@@ -119,15 +121,15 @@ impl Engine {
         if entry.rate.try_take_n(calls(&entry, &work)) {
             self.start(entry, work, Some(permit));
         } else {
-            self.give_back(work.session.id).await;
+            self.give_back(work.held()).await;
         }
     }
 
     /// Releases a claim this instance will not work on and wakes the scheduler to take it. A
     /// failed release only delays the session until its lease ends.
-    async fn give_back(&self, id: SessionId) {
-        if let Err(e) = self.store.release(std::slice::from_ref(&id)).await {
-            tracing::warn!(session = %id, error = %e, "giving back a claim failed; it waits for its lease");
+    async fn give_back(&self, held: Held) {
+        if let Err(e) = self.store.release(std::slice::from_ref(&held)).await {
+            tracing::warn!(session = %held.id, error = %e, "giving back a claim failed; it waits for its lease");
         }
         self.wake();
     }

@@ -71,7 +71,7 @@ impl Engine {
             {
                 self.start_claimed(entry, *work, permit).await;
             }
-            (Woken::Claimed(work), ..) => self.give_back(work.session.id).await,
+            (Woken::Claimed(work), ..) => self.give_back(work.held()).await,
             (Woken::Marked, ..) => self.wake(),
             (Woken::Missing, ..) => {}
         }

@@ -61,7 +61,9 @@ impl Engine {
     /// its session, which also gives the lease back).
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut renew = tokio::time::interval(self.config.lease / 3);
+        // Renewals run on their own task (and, on PostgreSQL, their own connection): a look at
+        // due work that waits seconds for the database cannot hold them back past the lease.
+        let renewals = tokio::spawn(Arc::clone(&self).renew_leases());
         let mut next_due = NextDue::default();
         loop {
             metrics::counter!("kyso_scheduler_passes_total").increment(1);
@@ -91,24 +93,37 @@ impl Engine {
                 _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
-                _ = renew.tick() => self.renew_leases().await,
             }
         }
         self.stopping.store(true, Ordering::Relaxed);
         let grace = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !self.in_flight_ids().is_empty() && tokio::time::Instant::now() < grace {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = renew.tick() => self.renew_leases().await,
-            }
+        while !self.in_flight_held().is_empty() && tokio::time::Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        renewals.abort();
         tracing::info!("scheduler stopped");
     }
 
-    async fn renew_leases(&self) {
-        let ids = self.in_flight_ids();
-        if let Err(e) = self.store.renew(&ids).await {
-            tracing::warn!(error = %e, "renewing leases failed");
+    /// Renews the leases of the steps in flight every third of the lease, for as long as the
+    /// scheduler runs; stops the steps whose leases another instance took over.
+    async fn renew_leases(self: Arc<Self>) {
+        let mut renew = tokio::time::interval(self.config.lease / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            renew.tick().await;
+            let held = self.in_flight_held();
+            match self.store.renew(&held).await {
+                Ok(lost) if !lost.is_empty() => {
+                    tracing::warn!(
+                        sessions = lost.len(),
+                        "leases taken over by another instance"
+                    );
+                    let lost: Vec<_> = held.into_iter().filter(|h| lost.contains(&h.id)).collect();
+                    self.leases_lost(&lost);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
+            }
         }
     }
 
@@ -159,14 +174,14 @@ impl Engine {
         for work in due {
             let Some(entry) = self.providers.get(&work.session.provider).cloned() else {
                 tracing::error!(provider = %work.session.provider, "session for an unconfigured provider");
-                skipped.push(work.session.id);
+                skipped.push(work.held());
                 continue;
             };
             let id = work.session.id.to_string();
             if self.in_flight_contains(&id) {
                 // Claimed again between its step's write and the step's end: give it back
                 // now rather than leave it leased.
-                skipped.push(work.session.id);
+                skipped.push(work.held());
                 continue;
             }
             let expired = Utc::now() >= work.session.expires_at;
@@ -175,7 +190,7 @@ impl Engine {
             let permit = if expired {
                 None
             } else if !entry.breaker.allows() {
-                skipped.push(work.session.id);
+                skipped.push(work.held());
                 continue;
             } else {
                 match entry.in_flight.clone().try_acquire_owned() {
@@ -183,7 +198,7 @@ impl Engine {
                     // provider's limit is on calls, not on steps.
                     Ok(p) if entry.rate.try_take_n(calls(&entry, &work)) => Some(p),
                     _ => {
-                        skipped.push(work.session.id);
+                        skipped.push(work.held());
                         continue;
                     }
                 }

@@ -249,6 +249,7 @@ async fn commit(
     next_check_at: Option<DateTime<Utc>>,
     state: &WorkState,
 ) -> Result<(), StoreError> {
+    let held = engine.held(&session.id)?;
     let work = match session.status.is_terminal() {
         true => None,
         false => Some(stored(engine, state).await?),
@@ -259,6 +260,7 @@ async fn commit(
             expected,
             next_check_at,
             work: work.as_deref(),
+            lease: Some(&held),
         })
         .await
         .map(drop)
@@ -289,13 +291,14 @@ async fn reschedule(
     next: DateTime<Utc>,
     state: Option<&WorkState>,
 ) -> Result<(), StoreError> {
+    let held = engine.held(&session.id)?;
     let work = match state {
         Some(state) => Some(stored(engine, state).await?),
         None => None,
     };
     engine
         .store
-        .reschedule(&session.id, expected, next, work.as_deref())
+        .reschedule(&held, expected, next, work.as_deref())
         .await
         .map(drop)
 }

@@ -4,6 +4,7 @@
 //! many instances share the work: due sessions are leased to one instance at a time, and
 //! committed events are announced to every instance with `pg_notify`.
 
+mod lease;
 mod postgres;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Publish, Session, SessionId, Status};
 
+pub use lease::{Held, CREATED_EPOCH};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -25,6 +27,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Another instance took the session's lease over (this one's lapsed): the write was
+    /// refused, and this instance must not work on the session any more.
+    #[error("the lease of session {0} was taken over by another claim")]
+    LeaseLost(SessionId),
     #[error("unsupported database url `{0}` (use sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
 }
@@ -60,15 +66,30 @@ pub struct Work {
     pub session: Session,
     /// Engine-private JSON (provider state, certificate, attempt count).
     pub work: Option<String>,
+    /// The claim's lease epoch (see [`Held`]).
+    pub epoch: i64,
 }
 
 impl Work {
-    /// A claimed row's `body` and `work` columns.
-    pub(crate) fn from_row(body: &str, work: Option<String>) -> Result<Self, StoreError> {
+    /// A claimed row's `body`, `work` and `lease_epoch` columns.
+    pub(crate) fn from_row(
+        body: &str,
+        work: Option<String>,
+        epoch: i64,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             session: decode(body)?,
             work,
+            epoch,
         })
+    }
+
+    /// The lease this claim holds.
+    pub fn held(&self) -> Held {
+        Held {
+            id: self.session.id.clone(),
+            epoch: self.epoch,
+        }
     }
 }
 
@@ -103,13 +124,17 @@ impl Woken {
 }
 
 /// A state change: the new session, the status it must still have in the database (so a
-/// concurrent cancel wins cleanly), and the engine state to keep.
+/// concurrent cancel wins cleanly), the engine state to keep, and the lease the writer holds.
 #[derive(Debug, Clone)]
 pub struct Change<'a> {
     pub session: &'a Session,
     pub expected: Status,
     pub next_check_at: Option<DateTime<Utc>>,
     pub work: Option<&'a str>,
+    /// The step's lease: the write is refused with [`StoreError::LeaseLost`] once another
+    /// claim took the session over. `None` for a write that holds no lease (an API cancel),
+    /// which only needs the expected status.
+    pub lease: Option<&'a Held>,
 }
 
 /// A [`Change`] as the writers queue it: owned, the session's JSON encoded once, and no next
@@ -121,6 +146,8 @@ pub(crate) struct StatusWrite {
     pub expected: Status,
     pub next_check_at: Option<i64>,
     pub work: Option<String>,
+    /// The lease's epoch, when the write holds one.
+    pub epoch: Option<i64>,
 }
 
 impl StatusWrite {
@@ -136,6 +163,7 @@ impl StatusWrite {
                 change.next_check_at.map(ms)
             },
             work: change.work.map(str::to_owned),
+            epoch: change.lease.map(|l| l.epoch),
         })
     }
 }
@@ -173,10 +201,11 @@ pub trait Store: Send + Sync {
         providers: &[String],
         only_expired: bool,
     ) -> Result<Vec<Work>, StoreError>;
-    /// Extends the leases of sessions this instance is still working on.
-    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError>;
-    /// Gives claimed sessions back without working on them.
-    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError>;
+    /// Extends the leases this instance still works on, from the database's clock. Returns
+    /// the ones it no longer holds (another claim took them over): their steps must not write.
+    async fn renew(&self, held: &[Held]) -> Result<Vec<SessionId>, StoreError>;
+    /// Gives claimed sessions back without working on them (only leases still held).
+    async fn release(&self, held: &[Held]) -> Result<(), StoreError>;
     /// Publishes to `hub` the events other instances commit, until `shutdown`. A single-instance
     /// backend has none and only waits for `shutdown`: returning earlier means it failed.
     async fn fan_in(&self, hub: Arc<dyn Publish>, shutdown: tokio::sync::watch::Receiver<bool>);
@@ -188,10 +217,12 @@ pub trait Store: Send + Sync {
     /// Applies a status change with its event; `None` when the session no longer had
     /// `expected` (someone else changed it first).
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError>;
-    /// Moves the next check without changing the status (no event).
+    /// Moves the next check without changing the status (no event), ending the lease;
+    /// `Ok(false)` when the session no longer had `expected`, [`StoreError::LeaseLost`] when
+    /// another claim took it over.
     async fn reschedule(
         &self,
-        id: &SessionId,
+        held: &Held,
         expected: Status,
         next_check_at: DateTime<Utc>,
         work: Option<&str>,

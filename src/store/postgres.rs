@@ -10,6 +10,7 @@
 
 mod connect;
 mod fan_in;
+mod lease;
 mod store;
 mod waker;
 mod writer;
@@ -29,6 +30,9 @@ pub struct PgStore {
     /// hundred milliseconds of them, which costs at most a repeated or later status check;
     /// sessions, events and provider state are always written with a flushed commit.
     hints: PgPool,
+    /// One connection for lease renewals only (unflushed, as `hints`): a renewal never waits
+    /// behind claims or writes for a connection, so a busy pool cannot lapse leases.
+    leases: PgPool,
     instance: String,
     lease_ms: i64,
     /// Creates and status changes, committed in groups by [`writer`].

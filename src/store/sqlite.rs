@@ -21,7 +21,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    decode, event_from_row, from_ms, ms, Change, Created, Event, Held, ListFilter, NewSession,
     PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
@@ -205,7 +205,7 @@ impl Store for SqliteStore {
             })
             .await?;
         rows.into_iter()
-            .map(|(body, work)| Work::from_row(&body, work))
+            .map(|(body, work)| Work::from_row(&body, work, 0))
             .collect()
     }
 
@@ -223,14 +223,16 @@ impl Store for SqliteStore {
         self.write(|reply| Op::Apply { write, reply }).await
     }
 
+    /// One instance: nobody else can hold the lease, so its epoch is not compared.
     async fn reschedule(
         &self,
-        id: &SessionId,
+        held: &Held,
         expected: Status,
         next_check_at: DateTime<Utc>,
         work: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let (id, next_check_at, work) = (id.clone(), ms(next_check_at), work.map(str::to_owned));
+        let (id, next_check_at) = (held.id.clone(), ms(next_check_at));
+        let work = work.map(str::to_owned);
         self.write(|reply| Op::Reschedule {
             id,
             expected,
@@ -253,7 +255,9 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(match woke {
-            Woke::Claimed { body, work } => Woken::Claimed(Box::new(Work::from_row(&body, work)?)),
+            Woke::Claimed { body, work } => {
+                Woken::Claimed(Box::new(Work::from_row(&body, work, 0)?))
+            }
             Woke::Marked => Woken::Marked,
             Woke::Missing => Woken::Missing,
         })
@@ -305,15 +309,20 @@ impl Store for SqliteStore {
         Ok(seq.unwrap_or(0))
     }
 
-    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+    /// One instance owns the file: no lease can be taken over, so none is ever lost.
+    async fn renew(&self, held: &[Held]) -> Result<Vec<SessionId>, StoreError> {
         let sql = "UPDATE sessions SET next_check_at = ? WHERE claimed = 1 AND id IN (…)";
-        self.for_ids(sql, ms(Utc::now()) + self.lease_ms, ids).await
+        let ids: Vec<SessionId> = held.iter().map(|h| h.id.clone()).collect();
+        self.for_ids(sql, ms(Utc::now()) + self.lease_ms, &ids)
+            .await
+            .map(|()| Vec::new())
     }
 
-    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+    async fn release(&self, held: &[Held]) -> Result<(), StoreError> {
         let sql =
             "UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1 AND id IN (…)";
-        self.for_ids(sql, ms(Utc::now()), ids).await
+        let ids: Vec<SessionId> = held.iter().map(|h| h.id.clone()).collect();
+        self.for_ids(sql, ms(Utc::now()), &ids).await
     }
 
     /// One instance owns the file: there is nobody else to hear from.

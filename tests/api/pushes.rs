@@ -110,8 +110,13 @@ async fn a_push_for_a_session_already_due_or_already_marked_writes_nothing() {
 
     // Waiting for a later check, the first push marks it (a write); the next ones add nothing.
     let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+    // SQLite: one instance, so the lease's epoch is not compared.
+    let held = kyso::store::Held {
+        id: s.id.clone(),
+        epoch: 0,
+    };
     store
-        .reschedule(&s.id, Status::Pending, later, None)
+        .reschedule(&held, Status::Pending, later, None)
         .await
         .expect("reschedule");
     assert_eq!(push(s.id.clone()).await, Ok(Pushed::Woken));

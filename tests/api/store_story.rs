@@ -9,8 +9,8 @@ use chrono::Utc;
 use kyso::domain::{Session, SessionId, Status};
 use kyso::events::Hub;
 use kyso::store::{
-    self, Change, Created, Event, ListFilter, NewSession, Store, StoreError, StoreOptions, Woken,
-    Work,
+    self, Change, Created, Event, Held, ListFilter, NewSession, Store, StoreError, StoreOptions,
+    Woken, Work,
 };
 use sqlx::Connection;
 
@@ -35,8 +35,19 @@ async fn create_claimed(store: &dyn Store, s: &Session, hash: u8) -> Vec<Work> {
 }
 
 async fn release_all(store: &dyn Store, claimed: &[Work]) {
-    let ids: Vec<_> = claimed.iter().map(|w| w.session.id.clone()).collect();
-    store.release(&ids).await.expect("release");
+    let held: Vec<Held> = claimed.iter().map(Work::held).collect();
+    store.release(&held).await.expect("release");
+}
+
+/// Gives back the claim of `id` among `claimed`.
+async fn release_one(store: &dyn Store, claimed: &[Work], id: &SessionId) {
+    let held: Vec<Held> = claimed
+        .iter()
+        .filter(|w| w.session.id == *id)
+        .map(Work::held)
+        .collect();
+    assert_eq!(held.len(), 1, "{id} was claimed");
+    store.release(&held).await.expect("release");
 }
 
 /// Claims what is due now (up to 10); the claimed sessions' references, sorted.
@@ -151,6 +162,7 @@ async fn story(store: Arc<dyn Store>) {
         expected: Status::Pending,
         next_check_at: Some(next),
         work: Some("{\"provider\":1}"),
+        lease: None,
     };
     let ev = store.apply(change).await.expect("apply").expect("event");
     assert_eq!((ev.seq, ev.status), (3, Status::AwaitingUser));
@@ -159,29 +171,19 @@ async fn story(store: Arc<dyn Store>) {
         expected: Status::Pending,
         next_check_at: None,
         work: None,
+        lease: None,
     };
     assert!(
         store.apply(stale).await.expect("apply").is_none(),
         "a stale change is refused"
     );
-    store
-        .release(std::slice::from_ref(&b.id))
-        .await
-        .expect("release");
+    release_one(&*store, &due, &b.id).await;
 
     // Not due until its time, or until a callback wakes it.
-    let due: Vec<_> = store
-        .due(Utc::now(), 10, &[], false)
-        .await
-        .expect("due")
-        .into_iter()
-        .map(|w| w.session.id)
-        .collect();
-    assert_eq!(due, vec![b.id.clone()]);
-    store
-        .release(std::slice::from_ref(&b.id))
-        .await
-        .expect("release");
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let ids: Vec<_> = due.iter().map(|w| w.session.id.clone()).collect();
+    assert_eq!(ids, vec![b.id.clone()]);
+    release_all(&*store, &due).await;
     assert!(
         !woke(&*store, &a.id, "viettel-sim").await,
         "only by its own provider"
@@ -203,6 +205,7 @@ async fn story(store: Arc<dyn Store>) {
         expected: Status::AwaitingUser,
         next_check_at: None,
         work: None,
+        lease: None,
     };
     let signed = store.apply(done).await.expect("apply").expect("an event");
     assert!(!woke(&*store, &a.id, "vnpt-smartca").await);
@@ -213,23 +216,22 @@ async fn story(store: Arc<dyn Store>) {
         expected: Status::AwaitingUser,
         next_check_at: None,
         work: None,
+        lease: None,
     };
     assert!(store.apply(late).await.expect("apply").is_none());
-    assert!(store
-        .due(Utc::now(), 10, &[], false)
-        .await
-        .expect("due")
-        .iter()
-        .all(|w| w.session.id != a.id));
+    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert!(due.iter().all(|w| w.session.id != a.id));
     assert_eq!(
         store.get("t1", &a.id).await.expect("get").map(|s| s.status),
         Some(Status::Signed)
     );
 
-    // Reschedule moves the next check without an event.
+    // Reschedule (under the lease that look took) moves the next check without an event.
+    let ids: Vec<_> = due.iter().map(|w| w.session.id.clone()).collect();
+    assert_eq!(ids, vec![b.id.clone()]);
     assert!(store
         .reschedule(
-            &b.id,
+            &due[0].held(),
             Status::Pending,
             Utc::now() + chrono::Duration::seconds(60),
             None
@@ -327,6 +329,7 @@ async fn story(store: Arc<dyn Store>) {
         expected: Status::Pending,
         next_check_at: Some(later),
         work: None,
+        lease: None,
     };
     assert!(store.apply(step).await.expect("apply").is_some());
     let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
@@ -344,20 +347,18 @@ async fn story(store: Arc<dyn Store>) {
     to_awaiting(&*store, &d).await;
     let others: Vec<_> = claimed
         .iter()
-        .map(|w| w.session.id.clone())
-        .filter(|id| *id != d.id)
+        .filter(|w| w.session.id != d.id)
+        .map(Work::held)
         .collect();
     store.release(&others).await.expect("release");
-    match store.wake(&d.id, "vnpt-smartca", true).await.expect("wake") {
-        Woken::Claimed(w) => assert_eq!(w.session.id, d.id),
+    let pushed = match store.wake(&d.id, "vnpt-smartca", true).await.expect("wake") {
+        Woken::Claimed(w) => *w,
         other => panic!("expected a claim, got {other:?}"),
-    }
+    };
+    assert_eq!(pushed.session.id, d.id);
     // A pushed session whose claim is given back unstarted is due at once, not at its
     // scheduled check a minute away: the push is not lost.
-    store
-        .release(std::slice::from_ref(&d.id))
-        .await
-        .expect("release");
+    release_all(&*store, std::slice::from_ref(&pushed)).await;
     let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
     assert!(
         due.iter().any(|w| w.session.id == d.id),
@@ -373,11 +374,7 @@ async fn story(store: Arc<dyn Store>) {
         again.iter().all(|w| w.session.id != d.id),
         "a claimed session is nobody else's"
     );
-    let all: Vec<_> = due
-        .iter()
-        .chain(&again)
-        .map(|w| w.session.id.clone())
-        .collect();
+    let all: Vec<_> = due.iter().chain(&again).map(Work::held).collect();
     store.release(&all).await.expect("release");
     assert!(matches!(
         store.wake(&d.id, "viettel-sim", true).await.expect("wake"),
@@ -577,8 +574,12 @@ async fn leased_creates(store: Arc<dyn Store>) {
     n.lease_until = Some(Utc::now() + chrono::Duration::seconds(60));
     store.create(&n).await.expect("create");
     assert!(claim_due(&*store).await.is_empty());
+    let held = Held {
+        id: given.id.clone(),
+        epoch: store::CREATED_EPOCH,
+    };
     store
-        .release(std::slice::from_ref(&given.id))
+        .release(std::slice::from_ref(&held))
         .await
         .expect("release");
     assert_eq!(claim_due(&*store).await, ["given"]);
@@ -797,7 +798,7 @@ async fn a_long_reader_does_not_stall_sqlite_writes_at_a_wal_restart() {
     );
 }
 
-fn instance(name: &str, lease_ms: u64) -> StoreOptions {
+pub(crate) fn instance(name: &str, lease_ms: u64) -> StoreOptions {
     StoreOptions {
         instance: name.into(),
         lease: Duration::from_millis(lease_ms),
@@ -819,13 +820,8 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
         .expect("two");
     let s = session("t1", "001099012345", "r");
     one.create(&new(&s, None, 1, false)).await.expect("create");
-    assert_eq!(
-        one.due(Utc::now(), 10, &[], false)
-            .await
-            .expect("due")
-            .len(),
-        1
-    );
+    let claimed = one.due(Utc::now(), 10, &[], false).await.expect("due");
+    assert_eq!(claimed.len(), 1);
     assert!(
         two.due(Utc::now(), 10, &[], false)
             .await
@@ -835,7 +831,8 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
     );
     // Renewal keeps it; without renewal (the instance died) it moves on.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    one.renew(std::slice::from_ref(&s.id)).await.expect("renew");
+    let lost = one.renew(&[claimed[0].held()]).await.expect("renew");
+    assert!(lost.is_empty(), "still held");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         two.due(Utc::now(), 10, &[], false)
@@ -958,6 +955,7 @@ async fn apply_awaiting(store: &dyn Store, s: &Session) -> Result<Option<Event>,
         expected: Status::Pending,
         next_check_at: Some(Utc::now() + chrono::Duration::seconds(10)),
         work: None,
+        lease: None,
     };
     store.apply(change).await
 }
@@ -988,15 +986,17 @@ async fn a_grown_table_is_not_scanned_on_postgres() {
         async move {
             store.create(&new(&s, None, 1, true)).await.expect("create");
             to_awaiting(&*store, &s).await;
-            let claimed = store.wake(&s.id, "vnpt-smartca", true).await.expect("wake");
-            assert!(matches!(claimed, Woken::Claimed(_)));
+            let claimed = match store.wake(&s.id, "vnpt-smartca", true).await.expect("wake") {
+                Woken::Claimed(w) => w.held(),
+                other => panic!("expected a claim, got {other:?}"),
+            };
             let marked = store
                 .wake(&s.id, "vnpt-smartca", false)
                 .await
                 .expect("wake");
             assert!(matches!(marked, Woken::Marked));
             store
-                .release(std::slice::from_ref(&s.id))
+                .release(std::slice::from_ref(&claimed))
                 .await
                 .expect("release");
             // The oldest due session (released ones stay due), renewed and given back.
@@ -1004,10 +1004,10 @@ async fn a_grown_table_is_not_scanned_on_postgres() {
                 .due(Utc::now(), 1, &["vnpt-smartca".to_owned()], false)
                 .await
                 .expect("due");
-            let ids: Vec<SessionId> = due.into_iter().map(|w| w.session.id).collect();
-            assert_eq!(ids.len(), 1);
-            store.renew(&ids).await.expect("renew");
-            store.release(&ids).await.expect("release");
+            let held: Vec<Held> = due.iter().map(Work::held).collect();
+            assert_eq!(held.len(), 1);
+            store.renew(&held).await.expect("renew");
+            store.release(&held).await.expect("release");
         }
     };
     for i in 0..24 {
@@ -1101,7 +1101,10 @@ async fn connections_dropped_while_idle_are_replaced_on_postgres() {
         assert!(got.expect("get").is_some());
     }
     store
-        .release(std::slice::from_ref(&a.id))
+        .release(&[Held {
+            id: a.id.clone(),
+            epoch: 0,
+        }])
         .await
         .expect("release");
 
@@ -1125,7 +1128,10 @@ async fn connections_dropped_while_idle_are_replaced_on_postgres() {
         assert!(store.get("t1", &a.id).await.expect("get").is_some());
     }
     store
-        .release(std::slice::from_ref(&a.id))
+        .release(&[Held {
+            id: a.id.clone(),
+            epoch: 0,
+        }])
         .await
         .expect("release");
     let b = session("t1", "001099320001", "after");

@@ -54,6 +54,11 @@ impl PgStore {
                 tuned(PgConnectOptions::from_str(url)?).options([("synchronous_commit", "off")]),
             )
             .await?;
+        let leases = pool_options(1)
+            .connect_with(
+                tuned(PgConnectOptions::from_str(url)?).options([("synchronous_commit", "off")]),
+            )
+            .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let (writes, queue) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
@@ -68,6 +73,7 @@ impl PgStore {
         Ok(Self {
             pool,
             hints,
+            leases,
             instance: options.instance.clone(),
             lease_ms,
             writes,

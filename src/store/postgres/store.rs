@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use tokio::sync::watch;
 
 use super::{by_key, existing, waker, writer, PgStore};
 use crate::domain::Publish;
 use crate::domain::{Session, SessionId, Status};
 use crate::store::{
-    decode, event_from_row, from_ms, ms, Change, Created, Event, ListFilter, NewSession,
+    decode, event_from_row, from_ms, ms, Change, Created, Event, Held, ListFilter, NewSession,
     PushTarget, StatusWrite, Store, StoreError, Woken, Work, EVENTS_AFTER,
 };
 
@@ -67,7 +66,7 @@ impl Store for PgStore {
             writer::Done::Existing(session) => Ok(Created::Existing(session)),
             writer::Done::Mismatch => Ok(Created::IdempotencyMismatch),
             // Another instance inserted the same idempotency key meanwhile.
-            writer::Done::Conflict | writer::Done::Unchanged => {
+            writer::Done::Conflict | writer::Done::Unchanged | writer::Done::LeaseLost(_) => {
                 drop(tx);
                 existing(&self.pool, new).await
             }
@@ -113,81 +112,15 @@ impl Store for PgStore {
         providers: &[String],
         only_expired: bool,
     ) -> Result<Vec<Work>, StoreError> {
-        let now = ms(now);
-        let rows = sqlx::query(
-            // The claimed session keeps its due time: one given back unstarted (its
-            // provider out of tokens) keeps its place in line.
-            "WITH due AS (
-                 SELECT id FROM sessions
-                 WHERE next_check_at IS NOT NULL AND next_check_at <= $1
-                   AND (lease_until IS NULL OR lease_until < $1)
-                   AND (cardinality($5::text[]) = 0 OR provider = ANY($5::text[]))
-                   AND (NOT $6 OR expires_at <= $1)
-                 ORDER BY next_check_at LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE sessions s SET lease_owner = $3, lease_until = $4, woken = FALSE
-             FROM due WHERE s.id = due.id
-             RETURNING s.body, s.work, s.next_check_at",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(&self.instance)
-        .bind(now + self.lease_ms)
-        .bind(providers)
-        .bind(only_expired)
-        .fetch_all(&self.hints)
-        .await?;
-        let mut work = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("next_check_at")?,
-                    Work::from_row(r.try_get("body")?, r.try_get("work")?)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        work.sort_by_key(|(at, _)| *at);
-        Ok(work.into_iter().map(|(_, w)| w).collect())
+        self.claim_due(now, limit, providers, only_expired).await
     }
 
-    async fn renew(&self, ids: &[SessionId]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
-        // Rows locked by a write in progress are skipped (that write ends the lease anyway),
-        // so a renewal never waits on, or deadlocks with, the writer's batch.
-        sqlx::query(
-            "UPDATE sessions SET lease_until = $1
-             WHERE id IN (SELECT id FROM sessions WHERE id = ANY($2) AND lease_owner = $3
-                          ORDER BY id FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(ms(Utc::now()) + self.lease_ms)
-        .bind(&ids)
-        .bind(&self.instance)
-        .execute(&self.hints)
-        .await?;
-        Ok(())
+    async fn renew(&self, held: &[Held]) -> Result<Vec<SessionId>, StoreError> {
+        self.renew_held(held).await
     }
 
-    async fn release(&self, ids: &[SessionId]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
-        // Due now: a session created leased has its lease's end as its next check.
-        sqlx::query(
-            "UPDATE sessions SET lease_owner = NULL, lease_until = NULL,
-                 next_check_at = LEAST(next_check_at, $3)
-             WHERE id IN (SELECT id FROM sessions WHERE id = ANY($1) AND lease_owner = $2
-                          ORDER BY id FOR UPDATE)",
-        )
-        .bind(&ids)
-        .bind(&self.instance)
-        .bind(ms(Utc::now()))
-        .execute(&self.hints)
-        .await?;
-        Ok(())
+    async fn release(&self, held: &[Held]) -> Result<(), StoreError> {
+        self.release_held(held).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -196,10 +129,10 @@ impl Store for PgStore {
         // their holder's write or, if it died, the scheduler's tick.
         let v: Option<i64> = sqlx::query_scalar(
             "SELECT next_check_at FROM sessions
-             WHERE next_check_at IS NOT NULL AND (lease_until IS NULL OR lease_until < $1)
+             WHERE next_check_at IS NOT NULL
+               AND (lease_until IS NULL OR lease_until < kyso_now_ms())
              ORDER BY next_check_at LIMIT 1",
         )
-        .bind(ms(Utc::now()))
         .fetch_optional(&self.pool)
         .await?;
         Ok(v.map(from_ms))
@@ -212,29 +145,13 @@ impl Store for PgStore {
 
     async fn reschedule(
         &self,
-        id: &SessionId,
+        held: &Held,
         expected: Status,
         next_check_at: DateTime<Utc>,
         work: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE sessions
-             SET next_check_at = CASE WHEN woken THEN $1 ELSE $2 END, woken = FALSE,
-                 work = COALESCE($3, work), lease_owner = NULL, lease_until = NULL
-             WHERE id = $4 AND status = $5
-               -- an instance whose lease lapsed must not undo the new holder's lease
-               AND (lease_owner IS NULL OR lease_owner = $6)",
-        )
-        .bind(ms(Utc::now()))
-        .bind(ms(next_check_at))
-        .bind(work)
-        .bind(id.as_str())
-        .bind(expected.as_str())
-        .bind(&self.instance)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+        self.reschedule_held(held, expected, next_check_at, work)
+            .await
     }
 
     async fn wake(&self, id: &SessionId, provider: &str, claim: bool) -> Result<Woken, StoreError> {

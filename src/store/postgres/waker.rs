@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
-use sqlx::{PgPool, Row};
+use sqlx::{Connection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::copy_error;
@@ -94,6 +94,7 @@ async fn wake_many(
     // the row did not decode: that push fails, and the session waits for its lease's end).
     let mut claimed: HashMap<String, (String, Option<Result<Work, StoreError>>)> = HashMap::new();
     if !ids.is_empty() {
+        let mut tx = conn.begin().await?;
         let rows = sqlx::query(
             // `id = ANY(…)` first: a cached generic plan of a join with the list read the
             // whole primary key (see `a_grown_table_is_not_scanned_on_postgres`).
@@ -102,7 +103,7 @@ async fn wake_many(
                  WHERE s.id = ANY($1::text[])
                    AND (s.id, s.provider) IN (SELECT * FROM unnest($1::text[], $2::text[]))
                    AND s.next_check_at IS NOT NULL
-                   AND (s.lease_until IS NULL OR s.lease_until < $3)
+                   AND (s.lease_until IS NULL OR s.lease_until < kyso_now_ms())
                  ORDER BY s.id FOR UPDATE OF s)
              -- A session due later, within the lease (the usual push: it came before the
              -- first poll), keeps its next check, so the claim changes no indexed column and PostgreSQL can
@@ -111,25 +112,43 @@ async fn wake_many(
              -- sessions filled the head of the due index, walked by every look at due work
              -- only to be skipped as leased. A claim given back unstarted is made due at
              -- once by `release`.
-             UPDATE sessions s SET lease_owner = $4, lease_until = $5, woken = FALSE,
-                 next_check_at = CASE WHEN s.next_check_at > $3 AND s.next_check_at <= $5
-                                      THEN s.next_check_at ELSE $5 END
+             UPDATE sessions s SET lease_owner = $4, lease_until = kyso_now_ms() + $5,
+                 woken = FALSE, lease_epoch = s.lease_epoch + 1,
+                 next_check_at = CASE WHEN s.next_check_at > $3
+                                       AND s.next_check_at <= kyso_now_ms() + $5
+                                      THEN s.next_check_at ELSE kyso_now_ms() + $5 END
              FROM c WHERE s.id = c.id
-             RETURNING s.id, s.provider, s.body, s.work",
+             RETURNING s.id, s.provider, s.body, s.work, s.lease_epoch, s.status",
         )
         .bind(&ids)
         .bind(&providers)
         .bind(now)
         .bind(instance)
-        .bind(now + lease_ms)
-        .fetch_all(&mut *conn)
+        .bind(lease_ms)
+        .fetch_all(&mut *tx)
         .await?;
+        // A claim of a pending session leads to a provider start: flushed, as the scheduler's
+        // (see `PgStore::claim_due`), so a database crash cannot lose it and let another
+        // instance start the session again.
+        let mut starts = false;
+        for row in &rows {
+            starts |= row.try_get::<&str, _>("status")? == "pending";
+        }
+        if starts {
+            sqlx::query("SET LOCAL synchronous_commit = on")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         for row in rows {
             let work = row
                 .try_get("body")
                 .and_then(|body: String| Ok((body, row.try_get("work")?)))
                 .map_err(StoreError::from)
-                .and_then(|(body, work)| Work::from_row(&body, work));
+                .and_then(|(body, work)| {
+                    let epoch: i64 = row.try_get("lease_epoch")?;
+                    Work::from_row(&body, work, epoch)
+                });
             claimed.insert(row.try_get("id")?, (row.try_get("provider")?, Some(work)));
         }
     }
@@ -149,7 +168,7 @@ async fn wake_many(
              -- a leased session keeps its place (its holder's write makes it due now, or
              -- the lease's end does)
              UPDATE sessions s SET woken = TRUE,
-                 next_check_at = CASE WHEN s.lease_until >= $3 THEN s.next_check_at
+                 next_check_at = CASE WHEN s.lease_until >= kyso_now_ms() THEN s.next_check_at
                                       ELSE LEAST(s.next_check_at, $3) END
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider",

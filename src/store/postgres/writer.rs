@@ -62,6 +62,8 @@ pub(super) enum Done {
     },
     /// `apply` found the session no longer in the expected status.
     Unchanged,
+    /// `apply` found the session in the expected status but leased to another claim.
+    LeaseLost(SessionId),
     Existing(Box<Session>),
     Mismatch,
     /// Another writer holds the idempotency key: read it after the commit.
@@ -123,6 +125,9 @@ async fn answer(pool: &PgPool, ops: Vec<Op>, results: Vec<(Done, Option<Event>)>
     for (op, (done, event)) in ops.into_iter().zip(results) {
         match (op.reply, done) {
             (Reply::Applied(tx), Done::Unchanged) => drop(tx.send(Ok(None))),
+            (Reply::Applied(tx), Done::LeaseLost(id)) => {
+                drop(tx.send(Err(StoreError::LeaseLost(id))))
+            }
             (Reply::Applied(tx), _) => drop(tx.send(Ok(event))),
             (Reply::Created(tx), Done::Existing(s)) => drop(tx.send(Ok(Created::Existing(s)))),
             (Reply::Created(tx), Done::Mismatch) => drop(tx.send(Ok(Created::IdempotencyMismatch))),
@@ -175,7 +180,7 @@ async fn stage(
     while let Some(first) = rest.first() {
         let run = run_len(rest);
         match first {
-            Change::Apply(_) => done.extend(apply_many(tx, &rest[..run]).await?),
+            Change::Apply(_) => done.extend(apply_many(tx, instance, &rest[..run]).await?),
             Change::Create(new) if new.idempotency_key.is_none() => {
                 done.extend(create_many(tx, instance, &rest[..run]).await?)
             }

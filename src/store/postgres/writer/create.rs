@@ -6,7 +6,9 @@
 use sqlx::{PgConnection, Row};
 
 use super::{Change, Done};
-use crate::store::{bind_session, encode, ms, NewSession, StoreError, SESSION_COLUMNS};
+use crate::store::{
+    bind_session, encode, ms, NewSession, StoreError, CREATED_EPOCH, SESSION_COLUMNS,
+};
 
 /// Creates without an idempotency key, in one INSERT (leased ones leased to `instance`).
 pub(super) async fn create_many(
@@ -38,10 +40,12 @@ pub(super) async fn create_many(
     sqlx::query(
         // A leased session's next check is its lease's end, as in `bind_session`.
         "INSERT INTO sessions (id, tenant, provider, signer, status, reference,
-             request_hash, created_at, expires_at, next_check_at, body, lease_owner, lease_until)
+             request_hash, created_at, expires_at, next_check_at, body, lease_owner, lease_until,
+             lease_epoch)
          SELECT id, tenant, provider, signer, status, reference, hash, created, expires,
                 COALESCE(lease, created), body,
-                CASE WHEN lease IS NULL THEN NULL ELSE $12::text END, lease
+                CASE WHEN lease IS NULL THEN NULL ELSE $12::text END, lease,
+                CASE WHEN lease IS NULL THEN 0 ELSE $13::bigint END
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::bytea[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[])
               AS r(id, tenant, provider, signer, status, reference, hash, created, expires,
@@ -59,6 +63,7 @@ pub(super) async fn create_many(
     .bind(&c.bodies)
     .bind(&c.leases)
     .bind(instance)
+    .bind(CREATED_EPOCH)
     .execute(&mut *tx)
     .await?;
     Ok(done)
@@ -119,8 +124,8 @@ pub(in crate::store::postgres) async fn by_key(
 
 static INSERT_SESSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "INSERT INTO sessions ({SESSION_COLUMNS}, lease_owner, lease_until)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        "INSERT INTO sessions ({SESSION_COLUMNS}, lease_owner, lease_until, lease_epoch)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     )
 });
@@ -137,6 +142,7 @@ pub(in crate::store::postgres) async fn insert(
     let inserted = bind_session(sqlx::query(INSERT_SESSION.as_str()), new, &body)
         .bind(new.lease_until.map(|_| instance))
         .bind(new.lease_until.map(ms))
+        .bind(new.lease_until.map_or(0, |_| CREATED_EPOCH))
         .execute(&mut *tx)
         .await?
         .rows_affected();
