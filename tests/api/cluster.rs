@@ -17,9 +17,9 @@ use crate::pg::fresh_db;
 
 const SESSIONS: usize = 300;
 
-struct Instance {
-    child: Child,
-    base: String,
+pub(crate) struct Instance {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Instance {
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-async fn start(config: &std::path::Path, db: &str) -> Instance {
+pub(crate) async fn start(config: &std::path::Path, db: &str) -> Instance {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_kyso"))
         .args(["serve", "--config"])

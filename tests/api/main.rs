@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_xml;
 mod json_errors;
 mod leaks;
+mod lease_cluster;
 mod lease_fencing;
 mod limits;
 mod ops;
