@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::behaviour::Behaviour;
 use crate::http::json_body;
-use crate::requests::{DecideError, Decision, RequestStatus, SignRequest};
+use crate::requests::{DecideError, Decision, RequestStatus, SignRequest, Stats};
 use crate::state::Shared;
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
@@ -182,9 +182,26 @@ fn decide(shared: &Shared, id: &str, decision: Decision) -> Response {
     }
 }
 
+/// `GET /admin/stats` body: the request counters plus the key pool's.
+#[derive(Debug, Serialize)]
+struct StatsView {
+    #[serde(flatten)]
+    requests: Stats,
+    /// RSA keys generated for signers since start (never more than `key_pool_size`).
+    keys_generated: u64,
+    key_pool_size: usize,
+}
+
 /// `GET /admin/stats` → `{"sign_requests": {"<transaction_id>": calls}, "total": calls,
-/// "prompts": prompts created, "pending": pending now}`.
+/// "prompts": prompts created, "pending": pending now, "keys_generated": n,
+/// "key_pool_size": n}`.
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     shared.settle();
-    Json(shared.store.stats()).into_response()
+    let pool = shared.pki.key_pool();
+    Json(StatsView {
+        requests: shared.store.stats(),
+        keys_generated: pool.generated(),
+        key_pool_size: pool.size(),
+    })
+    .into_response()
 }

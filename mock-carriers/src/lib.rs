@@ -81,7 +81,13 @@ pub struct MockConfig {
     /// Where asynchServerServer notifications go when the request has no AP_URL;
     /// `{carrier}` is replaced by the carrier id.
     pub mssp_notification_url: Option<String>,
+    /// How many RSA keys new signers draw from (see [`pki::pool`]); the binary defaults to
+    /// 64 and fills the pool at start, the library to [`DEV_KEY_POOL_SIZE`] filled on demand.
+    pub key_pool_size: usize,
 }
+
+/// The key pool of an embedded mock (tests, `kyso dev`): small, so starting one is quick.
+pub const DEV_KEY_POOL_SIZE: usize = 4;
 
 impl Default for MockConfig {
     fn default() -> Self {
@@ -95,6 +101,7 @@ impl Default for MockConfig {
             mssp_aps: BTreeMap::new(),
             mssp_strict_vn: false,
             mssp_notification_url: None,
+            key_pool_size: DEV_KEY_POOL_SIZE,
         }
     }
 }
@@ -117,7 +124,7 @@ impl MockCarriers {
         );
         let smartca = smartca::Accounts::new(default_account, config.smartca_accounts)
             .context("SmartCA accounts")?;
-        let pki = Pki::load_or_create(&config.state_dir)
+        let pki = Pki::load_or_create(&config.state_dir, config.key_pool_size)
             .with_context(|| format!("mock PKI in {}", config.state_dir.display()))?;
         let shared = Shared {
             pki,

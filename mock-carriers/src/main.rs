@@ -70,6 +70,11 @@ struct Args {
     /// address).
     #[arg(long, env = "MOCK_PUBLIC_URL")]
     public_url: Option<String>,
+    /// How many RSA keys new signers are provisioned with (made at start, kept in the state
+    /// directory); signers share keys, never certificates.
+    #[arg(long, env = "MOCK_KEY_POOL_SIZE", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    key_pool_size: u16,
 }
 
 #[tokio::main]
@@ -100,7 +105,17 @@ async fn main() -> anyhow::Result<()> {
         mssp_aps,
         mssp_strict_vn: args.mssp_strict_vn,
         mssp_notification_url: args.mssp_notification_url,
+        key_pool_size: usize::from(args.key_pool_size),
     })?;
+    let started = std::time::Instant::now();
+    let pool = mock.pki().key_pool();
+    pool.fill().context("filling the key pool")?;
+    tracing::info!(
+        size = pool.size(),
+        generated = pool.generated(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "key pool ready"
+    );
     if let Some(url) = args.public_url {
         mock.set_public_url(url);
     }

@@ -1,5 +1,5 @@
 //! A signer's key and certificate at one provider, and how they come to be: loaded from the
-//! state directory, provisioned (new key + certificate) on first use, or re-issued over the
+//! state directory, provisioned (a key from the pool + a new certificate) on first use, or re-issued over the
 //! same key when the stored certificate's AIA/CRL URLs point at another base URL than the one
 //! the mock is served at now (the state directory outlives the port). Every certificate is
 //! entered in its CA's issued book before its files are written.
@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::authority::{self, Authority, Links};
-use super::files::{read_optional, write_atomic};
+use super::files::{read_optional, write_unsynced};
 use super::issued::IssuedBook;
+use super::pool::KeyPool;
 use super::subject::{self, Subject};
 use super::{PkiError, Provider};
 use crate::behaviour::Behaviour;
@@ -62,6 +63,7 @@ pub struct Context<'a> {
     pub provider: Provider,
     pub issuer: &'a Authority,
     pub book: &'a IssuedBook,
+    pub pool: &'a KeyPool,
     pub dir: PathBuf,
     pub base_url: &'a str,
     pub links: Links,
@@ -131,7 +133,7 @@ pub fn load_or_provision(ctx: &Context<'_>, signer: &str) -> Result<SignerCreden
             now + chrono::Duration::days(730),
         )
     };
-    let (pkcs8, _) = authority::generate_key()?;
+    let pkcs8 = ctx.pool.key_for(signer)?.as_ref().clone();
     let cred = issue(ctx, signer, pkcs8, subject, not_before, not_after)?;
     tracing::info!(provider = ctx.provider.id(), signer, uid = %cred.meta.subject.uid, "provisioned signer certificate");
     Ok(cred)
@@ -174,9 +176,9 @@ fn issue(
     let key_path = ctx.dir.join(format!("{signer}.key.der"));
     let crt_path = ctx.dir.join(format!("{signer}.crt.der"));
     let meta_path = ctx.dir.join(format!("{signer}.json"));
-    write_atomic(&key_path, &pkcs8).map_err(io(&key_path))?;
-    write_atomic(&crt_path, &cert_der).map_err(io(&crt_path))?;
-    write_atomic(&meta_path, &meta_json).map_err(io(&meta_path))?;
+    write_unsynced(&key_path, &pkcs8).map_err(io(&key_path))?;
+    write_unsynced(&crt_path, &cert_der).map_err(io(&crt_path))?;
+    write_unsynced(&meta_path, &meta_json).map_err(io(&meta_path))?;
     let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8)
         .map_err(|_| PkiError::Crypto("generated key does not parse"))?;
     Ok(SignerCredential {

@@ -1,5 +1,6 @@
 //! The fake PKI: the mock national root, one issuing CA per provider, the signer credentials
-//! (RSA-2048 key + certificate) provisioned on first use of a signer id, and what relying
+//! (RSA-2048 key from the [`pool`] + certificate of its own) provisioned on first use of a
+//! signer id, and what relying
 //! parties need to check revocation — an OCSP responder ([`ocsp`]) and CRLs per CA, fed by
 //! each CA's book of issued serials ([`issued`]). All keys and certificates persist in the
 //! state directory, keyed by provider and signer, so a restart keeps them. Signer
@@ -14,6 +15,7 @@ mod files;
 pub mod hostile;
 pub mod issued;
 pub mod ocsp;
+pub mod pool;
 pub mod subject;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use authority::{Authority, CaName, Links};
 use files::write_atomic;
 use issued::{CertState, IssuedBook};
+use pool::KeyPool;
 
 pub use credential::{CertMeta, SignerCredential};
 pub use files::pem;
@@ -116,6 +119,8 @@ pub enum PkiError {
     Certificate(#[from] rcgen::Error),
     #[error("{0}")]
     Crypto(&'static str),
+    #[error("key pool size {0} is out of range ({min}..={max})", min = pool::MIN_SIZE, max = pool::MAX_SIZE)]
+    PoolSize(usize),
     #[error("signer id {0:?} is not usable (letters, digits, '-' and '_' only, at most 64)")]
     InvalidSigner(String),
 }
@@ -144,6 +149,8 @@ pub struct Pki {
     root: Authority,
     root_pem_path: PathBuf,
     issuers: HashMap<Provider, (Authority, IssuedBook)>,
+    /// The keys new signers are provisioned with.
+    pool: KeyPool,
     /// One slot per signer, so two first uses of the same signer generate one key, not two.
     signers: Mutex<HashMap<(Provider, String), Slot>>,
     public_url: RwLock<Option<String>>,
@@ -154,7 +161,9 @@ pub struct Pki {
 impl Pki {
     /// Loads the PKI from `dir`, creating whatever is missing. Each CA lives under a name that
     /// includes its parent's tag, so a regenerated root never sits above stale intermediates.
-    pub fn load_or_create(dir: &Path) -> Result<Self, PkiError> {
+    /// New signers draw their keys from a pool of `key_pool_size` keys.
+    pub fn load_or_create(dir: &Path, key_pool_size: usize) -> Result<Self, PkiError> {
+        let pool = KeyPool::load(dir, key_pool_size)?;
         let root = Authority::load_or_create(
             dir,
             "root-ca",
@@ -186,6 +195,7 @@ impl Pki {
             root,
             root_pem_path,
             issuers,
+            pool,
             signers: Mutex::new(HashMap::new()),
             public_url: RwLock::new(None),
             public_url_set: AtomicBool::new(false),
@@ -207,6 +217,11 @@ impl Pki {
             self.issuer(provider).0.cert_der.clone(),
             self.root.cert_der.clone(),
         )
+    }
+
+    /// The pool new signers draw their keys from.
+    pub fn key_pool(&self) -> &KeyPool {
+        &self.pool
     }
 
     /// The base URL certificates name for OCSP, CRLs and CA certificates.
@@ -330,8 +345,9 @@ impl Pki {
             .filter(|c| c.meta.base_url.as_deref() == Some(url.as_str()))
     }
 
-    /// The signer's credential, loading it from disk or provisioning it (key generation takes
-    /// tens of milliseconds: call from a blocking context).
+    /// The signer's credential, loading it from disk or provisioning it (file I/O, a CA
+    /// signature and, the first time a pool slot is used, key generation: call from a
+    /// blocking context).
     pub fn signer(
         &self,
         provider: Provider,
@@ -363,6 +379,7 @@ impl Pki {
             provider,
             issuer,
             book,
+            pool: &self.pool,
             dir: signers_dir(&self.dir, provider, issuer),
             base_url: &base_url,
             links: links_at(&base_url, provider),

@@ -2,6 +2,7 @@
 
 mod behaviours;
 mod helpers;
+mod key_pool;
 mod mssp;
 mod mssp_behaviours;
 mod mssp_client;
