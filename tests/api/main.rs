@@ -7,6 +7,7 @@ mod cms;
 mod connections;
 mod direct_start;
 mod events;
+mod fan_in_reconnect;
 mod fatal;
 mod helpers;
 mod hostile;
