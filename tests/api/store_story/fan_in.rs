@@ -1,0 +1,49 @@
+//! Fan-in: each instance hears the events another instance commits (PostgreSQL LISTEN).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyso::events::Hub;
+use kyso::store;
+
+use super::instance;
+use crate::helpers::{new_session as new, smartca_session as session};
+use crate::pg::fresh_db;
+
+#[tokio::test]
+async fn each_instance_hears_the_events_another_instance_commits() {
+    let Some(db) = fresh_db("fan-in").await else {
+        return;
+    };
+    let one = store::open(&db.url, &instance("one", 5000))
+        .await
+        .expect("one");
+    let two = store::open(&db.url, &instance("two", 5000))
+        .await
+        .expect("two");
+    let hub = Hub::new(64);
+    let mut rx = hub.subscribe();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let listener = {
+        let two = two.clone();
+        tokio::spawn(async move { two.fan_in(Arc::new(hub), stop).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = session("t9", "001099012345", "r");
+    one.create(&new(&s, None, 1, false)).await.expect("create");
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert_eq!((ev.seq, ev.session_id), (1, s.id.clone()));
+    // Its own events are not re-published by the listener (the writer publishes those).
+    let own = session("t9", "001099012346", "r");
+    two.create(&new(&own, None, 1, false))
+        .await
+        .expect("create");
+    assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv())
+        .await
+        .is_err());
+    let _ = stop_tx.send(true);
+    let _ = listener.await;
+}
