@@ -31,6 +31,11 @@ pub enum StoreError {
     /// refused, and this instance must not work on the session any more.
     #[error("the lease of session {0} was taken over by another claim")]
     LeaseLost(SessionId),
+    /// A failure shared by every write of one batch (a group commit, or pushes claimed
+    /// together): the batch's error is logged once, and each of its callers gets this copy
+    /// of its text (`sqlx::Error` cannot be cloned).
+    #[error("in a batch of writes: {0}")]
+    Batch(String),
     #[error("unsupported database url `{0}` (use sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
 }

@@ -48,7 +48,7 @@ const QUEUE: usize = 16_384;
 
 /// A copy of `e` for each of several callers that share one failure (one batch's error).
 fn copy_error(e: &impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(e.to_string()))
+    StoreError::Batch(e.to_string())
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway against the real mock carriers. One binary (faster to
 //! link), one module per concern.
 
+mod batch_error;
 mod behaviour;
 mod cluster;
 mod cms;

@@ -114,7 +114,7 @@ impl Reply {
     }
 
     fn fail(self, why: &str) {
-        let e = || StoreError::Database(sqlx::Error::Protocol(why.to_owned()));
+        let e = || StoreError::Batch(why.to_owned());
         match self {
             Reply::Created(tx, _) => drop(tx.send(Err(e()))),
             Reply::Event(tx, _) => drop(tx.send(Err(e()))),
@@ -129,7 +129,7 @@ impl Reply {
 impl Op {
     /// Answers a write that never ran (its batch failed before it).
     fn fail(self, why: &str) {
-        let e = || StoreError::Database(sqlx::Error::Protocol(why.to_owned()));
+        let e = || StoreError::Batch(why.to_owned());
         match self {
             Op::Create(_, tx) => drop(tx.send(Err(e()))),
             Op::Apply { reply, .. } => drop(reply.send(Err(e()))),
@@ -199,7 +199,7 @@ async fn commit_batch(conn: &mut SqliteConnection, seqs: &mut Seqs, ops: Vec<Op>
             Ok(done) => replies.extend(done),
             Err((done, e)) => {
                 replies.extend(done);
-                failure = Some(format!("batched write failed, batch rolled back: {e}"));
+                failure = Some(format!("a write failed, batch rolled back: {e}"));
                 break;
             }
         }
