@@ -15,13 +15,13 @@ use crate::api::{self, AppState, Tenants, UsbPath};
 use crate::config::{Config, ProviderKind};
 use crate::domain::SignerRule;
 use crate::engine::breaker::Breaker;
+use crate::engine::registry::{ProviderEntry, Registry};
 use crate::engine::{Engine, EngineConfig};
 use crate::events::sockets::Sockets;
 use crate::events::tickets::Tickets;
 use crate::events::Hub;
 use crate::limiter::TokenBucket;
 use crate::providers::mssp::Mssp;
-use crate::providers::registry::{ProviderEntry, Registry};
 use crate::providers::smartca::SmartCa;
 use crate::providers::Provider;
 use crate::store::StoreOptions;
@@ -120,8 +120,8 @@ impl Application {
         let engine = self.state.engine.clone();
         let mut engine_stop = stop_rx.clone();
         let fan_in = {
-            let store = engine.store.clone();
-            let hub = engine.hub.clone();
+            let store = engine.outbox();
+            let hub = engine.hub().clone();
             let stop = stop_rx.clone();
             tokio::spawn(async move { store.fan_in(Arc::new(hub), stop).await })
         };
@@ -132,7 +132,7 @@ impl Application {
             supervisor.watch("scheduler", scheduler, Arc::clone(&stop_tx)),
             supervisor.watch("event fan-in", fan_in, Arc::clone(&stop_tx)),
         ];
-        for (name, task) in self.state.engine.store.take_tasks() {
+        for (name, task) in self.state.engine.outbox().take_tasks() {
             // The store's tasks run as long as the store, past this function: not awaited.
             drop(supervisor.watch(name, task, Arc::clone(&stop_tx)));
         }

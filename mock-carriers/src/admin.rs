@@ -26,6 +26,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/admin/requests/{id}/approve", post(approve))
         .route("/admin/requests/{id}/reject", post(reject))
         .route("/admin/stats", get(stats))
+        .route("/admin/calls/{signer}", get(calls))
 }
 
 /// A request as the admin API shows it.
@@ -204,4 +205,11 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
         key_pool_size: pool.size(),
     })
     .into_response()
+}
+
+/// `GET /admin/calls/{signer}` → `{"certificates": n, "sign": n, "status": n, "receipt": n}`:
+/// the calls of each kind that arrived for the signer (counted before any fault or delay), so
+/// a test can tell that no request reached the phone.
+async fn calls(State(shared): State<Arc<Shared>>, Path(signer): Path<String>) -> Response {
+    Json(shared.faults.calls(&signer)).into_response()
 }

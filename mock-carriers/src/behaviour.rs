@@ -122,10 +122,21 @@ pub enum Fault {
     Delay(Duration),
 }
 
-/// Per-(signer, call kind) counters for [`Behaviour::Flaky`].
+/// Per-(signer, call kind) counters for [`Behaviour::Flaky`], and of every call that arrived
+/// (before any fault), which `GET /admin/calls/{signer}` shows.
 #[derive(Default)]
 pub struct Faults {
     calls: Mutex<HashMap<(String, CallKind), u32>>,
+    arrived: Mutex<HashMap<(String, CallKind), u64>>,
+}
+
+/// Calls of each kind that arrived for one signer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Calls {
+    pub certificates: u64,
+    pub sign: u64,
+    pub status: u64,
+    pub receipt: u64,
 }
 
 /// Enough distinct flaky signers for any test run; past it the counters start over.
@@ -134,6 +145,7 @@ const FLAKY_CAP: usize = 10_000;
 impl Faults {
     /// The fault (if any) to apply to this call. Counts the call for flaky signers.
     pub fn before_call(&self, signer: &str, kind: CallKind) -> Option<Fault> {
+        self.arrive(signer, kind);
         match Behaviour::for_signer(signer) {
             Behaviour::AlwaysFails => Some(Fault::InternalError),
             Behaviour::Slow => Some(Fault::Delay(Duration::from_secs(5))),
@@ -151,6 +163,33 @@ impl Faults {
                 }
             }
             _ => None,
+        }
+    }
+}
+
+impl Faults {
+    fn arrive(&self, signer: &str, kind: CallKind) {
+        let mut arrived = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        if arrived.len() >= FLAKY_CAP {
+            arrived.clear();
+        }
+        *arrived.entry((signer.to_owned(), kind)).or_insert(0) += 1;
+    }
+
+    /// The calls that arrived for `signer`, by kind.
+    pub fn calls(&self, signer: &str) -> Calls {
+        let arrived = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        let n = |kind| {
+            arrived
+                .get(&(signer.to_owned(), kind))
+                .copied()
+                .unwrap_or(0)
+        };
+        Calls {
+            certificates: n(CallKind::Certificates),
+            sign: n(CallKind::Sign),
+            status: n(CallKind::Status),
+            receipt: n(CallKind::Receipt),
         }
     }
 }

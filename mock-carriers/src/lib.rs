@@ -14,7 +14,7 @@
 //! - `mssp` — the ETSI TS 102 204 MSSPs of the SIM carriers (`/mssp/{carrier}/soap/...`)
 //!   and their asynchServerServer notifications.
 //! - `phone` — `GET /phone/{signer}`, the virtual phone page.
-//! - `admin` — `/admin/...` JSON API (list, approve, reject, stats) and `/healthz`.
+//! - `admin` — `/admin/...` JSON API (list, approve, reject, stats, calls per signer) and `/healthz`.
 //! - `state`, `http`, `webhook` — shared handler state, HTTP plumbing, outgoing pushes.
 //!
 //! Further providers (Viettel MySign, CSC) slot in as sibling modules next to `smartca` and

@@ -17,8 +17,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::PathParams;
 use super::AppState;
-use crate::domain::SessionId;
-use crate::engine::Pushed;
+use crate::engine::CallbackRefused;
 
 const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
@@ -39,43 +38,23 @@ pub async fn callback(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|_| ApiError::TooLarge)?;
-    let entry = app
-        .engine
-        .providers
-        .get(&provider)
-        .ok_or(ApiError::NotFound)?;
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    if !entry.callback_auth.verify(header, &body) {
-        metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "unauthenticated").increment(1);
-        return Err(ApiError::Unauthorized);
-    }
-    let answer = entry.adapter.handle_callback(&body).map_err(|e| {
-        metrics::counter!("kyso_callbacks_total", "provider" => provider.clone(), "result" => "malformed").increment(1);
-        ApiError::bad_request("invalid_callback", e.to_string())
-    })?;
-    let result = if entry.callback_rate.try_take() {
-        let mut pushed = Pushed::Missing;
-        for hint in answer.hints {
-            let Some(id) = SessionId::from_transaction_id(&hint.transaction_id) else {
-                continue;
-            };
-            pushed = pushed.max(app.engine.push(&id, &provider).await?);
-        }
-        match pushed {
-            Pushed::Woken => "woken",
-            Pushed::Coalesced => "coalesced",
-            Pushed::Missing => "ignored",
-        }
-    } else {
-        "rate_limited"
-    };
-    metrics::counter!("kyso_callbacks_total", "provider" => provider, "result" => result)
-        .increment(1);
+    let answer = app
+        .engine
+        .callback(&provider, header, &body)
+        .await
+        .map_err(|e| match e {
+            CallbackRefused::UnknownProvider => ApiError::NotFound,
+            CallbackRefused::Unauthenticated => ApiError::Unauthorized,
+            CallbackRefused::Malformed(why) => ApiError::bad_request("invalid_callback", why),
+            CallbackRefused::Store(e) => e.into(),
+        })?;
+    let result = answer.result;
     // Past the provider's push rate nothing was done (the session is polled anyway): 429,
     // unless the protocol expects its receipt whatever happens.
     if result == "rate_limited" && answer.reply.is_none() {

@@ -113,9 +113,9 @@ pub async fn events(
         ping_every: Duration::from_secs(app.config.events.ping_interval_s),
         send_timeout: Duration::from_secs(app.config.events.send_timeout_s),
     };
-    let store = app.engine.store.clone();
+    let store = app.engine.outbox();
     // Subscribe before the upgrade completes so no event slips between replay and live.
-    let live = app.engine.hub.subscribe();
+    let live = app.engine.subscribe();
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)

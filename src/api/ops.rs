@@ -31,8 +31,8 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
             Json(json!({ "status": "not_ready", "failed": failure })),
         );
     }
-    let open = app.engine.providers.open_circuits();
-    match app.engine.store.ping().await {
+    let open = app.engine.open_circuits();
+    match app.engine.ping().await {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({ "status": "ready", "database": "ok", "open_circuits": open })),

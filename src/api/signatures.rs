@@ -18,8 +18,9 @@ use super::AppState;
 use crate::domain::{
     Limits, NewSignature, RequestError, Session, SessionId, SignatureInput, Status,
 };
+use crate::engine::{CancelError, CertificatesError};
 use crate::providers::ProviderError;
-use crate::store::{Change, Created, ListFilter, NewSession, StoreError};
+use crate::store::{Created, ListFilter, NewSession, StoreError};
 use crate::verify;
 
 pub fn router() -> Router<AppState> {
@@ -61,20 +62,15 @@ pub async fn create(
             )
         }
     };
-    let entry = app
-        .engine
-        .providers
-        .get(&input.provider)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_provider",
-                format!("provider `{}` is not configured", input.provider),
-            )
-        })?;
+    let terms = app.engine.provider_terms(&input.provider).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_provider",
+            format!("provider `{}` is not configured", input.provider),
+        )
+    })?;
     let limits = Limits {
-        signer_rule: entry.signer_rule,
-        default_timeout_s: entry.default_timeout_s,
+        signer_rule: terms.signer_rule,
+        default_timeout_s: terms.default_timeout_s,
         min_timeout_s: app.config.engine.min_timeout_s,
         max_timeout_s: app.config.engine.max_timeout_s,
     };
@@ -114,7 +110,7 @@ pub async fn create(
     if !tenant.0.rate.try_take() {
         return Err(ApiError::RateLimited);
     }
-    let created = match app.engine.store.replay(&new).await? {
+    let created = match app.engine.replay(&new).await? {
         Some(earlier) => earlier,
         None => {
             if !tenant.0.per_signer.try_take(&new.session.signer) {
@@ -167,10 +163,10 @@ pub async fn read(
             format!("wait must be at most {}", app.config.server.max_wait_s),
         ));
     }
-    let mut rx = app.engine.hub.subscribe();
-    let store = &app.engine.store;
-    let mut session = store
-        .get(tenant.id(), &id)
+    let mut rx = app.engine.subscribe();
+    let engine = &app.engine;
+    let mut session = engine
+        .session(tenant.id(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -181,8 +177,8 @@ pub async fn read(
             Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
             Ok(Err(RecvError::Closed)) => break,
         }
-        session = store
-            .get(tenant.id(), &id)
+        session = engine
+            .session(tenant.id(), &id)
             .await?
             .ok_or(ApiError::NotFound)?;
     }
@@ -234,14 +230,16 @@ pub async fn list(
         before,
         limit,
     };
-    let items = app.engine.store.list(tenant.id(), &filter).await?;
+    let items = app.engine.sessions(tenant.id(), &filter).await?;
     let next_before = (items.len() == limit as usize)
         .then(|| items.last().map(|s| s.id.to_string()))
         .flatten();
     Ok(Json(SessionPage { items, next_before }))
 }
 
-/// Cancel a pending session (also at the provider where it supports it).
+/// Cancel a session that has not ended. A start not yet sent is withheld; one in flight is
+/// waited for, and where the provider cannot withdraw the prompt the session says so
+/// (`error.code` = `prompt_not_withdrawn`).
 #[utoipa::path(delete, path = "/v1/signatures/{id}", params(("id" = String, Path)),
     responses((status = 200, body = Session), (status = 401), (status = 404), (status = 409, description = "already terminal")),
     security(("bearer" = [])))]
@@ -251,49 +249,23 @@ pub async fn cancel(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Session>, ApiError> {
     let id = SessionId::parse(&id).ok_or(ApiError::NotFound)?;
-    let engine = &app.engine;
-    for _ in 0..3 {
-        let mut session = engine
-            .store
-            .get(tenant.id(), &id)
-            .await?
-            .ok_or(ApiError::NotFound)?;
-        let expected = session.status;
-        if !session.become_(Status::Cancelled, Utc::now()) {
-            return Err(ApiError::Conflict {
-                code: "already_terminal",
-                message: format!("the session is already {}", expected.as_str()),
-            });
-        }
-        let (state, cancelled) = (app.clone(), session.clone());
-        let done = detached(async move {
-            let change = Change {
-                session: &cancelled,
-                expected,
-                next_check_at: None,
-                work: None,
-                // An API cancel holds no lease: it wins over any step by the status alone.
-                lease: None,
-            };
-            let done = state.engine.commit(change).await?.is_some();
-            if done && expected == Status::AwaitingUser {
-                spawn_provider_cancel(&state, &cancelled);
-            }
-            Ok(done)
-        })
-        .await?;
-        if done {
-            return Ok(Json(session));
-        }
+    match app.engine.cancel(tenant.id(), &id).await {
+        Ok(session) => Ok(Json(session)),
+        Err(CancelError::NotFound) => Err(ApiError::NotFound),
+        Err(e @ CancelError::AlreadyTerminal(_)) => Err(ApiError::Conflict {
+            code: "already_terminal",
+            message: e.to_string(),
+        }),
+        Err(e @ CancelError::Changed) => Err(ApiError::Conflict {
+            code: "conflict",
+            message: e.to_string(),
+        }),
+        Err(CancelError::Store(e)) => Err(e.into()),
     }
-    Err(ApiError::Conflict {
-        code: "conflict",
-        message: "the session changed while cancelling; retry".into(),
-    })
 }
 
-/// Runs a write and what must follow its commit (publishing the event, waking the scheduler,
-/// the provider-side cancel) on its own task. A client that goes away mid-request drops the
+/// Runs a write and what must follow its commit (publishing the event, waking the scheduler)
+/// on its own task. A client that goes away mid-request drops the
 /// handler's future, but a queued write still commits: its follow-up must not be dropped with
 /// the handler.
 async fn detached<T: Send + 'static>(
@@ -305,25 +277,6 @@ async fn detached<T: Send + 'static>(
             "write task failed: {e}"
         ))),
     }
-}
-
-fn spawn_provider_cancel(app: &AppState, session: &Session) {
-    let Some(entry) = app.engine.providers.get(&session.provider).cloned() else {
-        return;
-    };
-    let tx = session.id.transaction_id();
-    let signer = session.signer.clone();
-    tokio::spawn(async move {
-        let state = serde_json::Value::Null;
-        let req = crate::providers::StatusRequest {
-            transaction_id: &tx,
-            signer: &signer,
-            state: &state,
-        };
-        if let Err(e) = entry.adapter.cancel(&req).await {
-            tracing::warn!(transaction = %tx, error = %e, "provider-side cancel failed");
-        }
-    });
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -351,30 +304,31 @@ pub async fn certificates(
     tenant: Tenant,
     QueryParams(p): QueryParams<CertificateParams>,
 ) -> Result<Json<Vec<CertificateView>>, ApiError> {
-    let entry = app
-        .engine
-        .providers
-        .get(&p.provider)
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("unknown_provider", "provider is not configured"))?;
-    // A provider call like any other: the tenant's and the provider's rates bound it.
-    if !tenant.0.rate.try_take() || !entry.rate.try_take() {
+    // A provider call like any other: the tenant's rate bounds it, and the engine's breaker,
+    // the provider's rate and its in-flight limit.
+    if !tenant.0.rate.try_take() {
         return Err(ApiError::RateLimited);
     }
-    let signer = crate::domain::validate_signer(entry.signer_rule, &p.signer)
-        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    let bundles = entry
-        .adapter
-        .certificates(&signer)
+    let bundles = app
+        .engine
+        .certificates(&p.provider, &p.signer)
         .await
         .map_err(|e| match e {
+            CertificatesError::UnknownProvider(_) => {
+                ApiError::bad_request("unknown_provider", "provider is not configured")
+            }
+            CertificatesError::InvalidSigner(why) => ApiError::bad_request("invalid_request", why),
+            CertificatesError::RateLimited => ApiError::RateLimited,
+            CertificatesError::CircuitOpen | CertificatesError::Busy => {
+                ApiError::Unavailable(format!("{e}; try again later"))
+            }
             // The transport's detail names the provider's internal URL: the log gets it, the
             // portal a sentence.
-            ProviderError::Transient(why) => {
+            CertificatesError::Provider(ProviderError::Transient(why)) => {
                 tracing::warn!(provider = %p.provider, error = %why, "certificates: provider unreachable");
                 ApiError::Unavailable("the provider could not be reached; try again later".into())
             }
-            ProviderError::Final(f) => ApiError::BadGateway(f.message),
+            CertificatesError::Provider(ProviderError::Final(f)) => ApiError::BadGateway(f.message),
         })?;
     let views = bundles
         .into_iter()

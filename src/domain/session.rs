@@ -109,7 +109,8 @@ impl Status {
     }
 }
 
-/// Why a session failed; the portal branches on these, so they are part of the contract.
+/// Why a session failed (or, for `prompt_not_withdrawn`, what a cancel could not undo); the
+/// portal branches on these, so they are part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -123,6 +124,10 @@ pub enum ErrorCode {
     RevokedCertificate,
     CertificateExpired,
     SignerMismatch,
+    /// On a `cancelled` session: the request had reached (or may have reached) the phone, and
+    /// the provider's protocol cannot withdraw it; the user may still see it, and any answer
+    /// is ignored.
+    PromptNotWithdrawn,
 }
 
 impl ErrorCode {
@@ -198,6 +203,16 @@ impl Session {
             self.completed_at = Some(now);
         }
         true
+    }
+
+    /// Cancels the session; `error` says what the cancel could not undo (a prompt left on the
+    /// phone).
+    pub fn cancel(&mut self, error: Option<SessionError>, now: DateTime<Utc>) -> bool {
+        let changed = self.become_(Status::Cancelled, now);
+        if changed {
+            self.error = error;
+        }
+        changed
     }
 
     pub fn fail(&mut self, error: SessionError, now: DateTime<Utc>) -> bool {

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::{step, Engine};
 use crate::domain::SessionId;
-use crate::providers::registry::ProviderEntry;
+use crate::engine::registry::ProviderEntry;
 use crate::store::{Held, StoreError};
 
 /// A step running here.

@@ -6,12 +6,19 @@
 //! This file owns the engine's construction and its entry points for new work (create,
 //! commit, handing a claim back) and the provider-slot helpers they share. The scheduler loop
 //! lives in `scheduler.rs`, the bookkeeping of steps running here in `flights.rs`, provider
-//! pushes in `push.rs` and one session's step in `step.rs`.
+//! pushes in `push.rs`, one session's step in `step.rs`, cancels in `cancel.rs`, what the
+//! handlers may read in `access.rs`, and the provider registry with its breakers in
+//! `registry.rs` and `breaker.rs`.
 
+mod access;
 pub mod breaker;
 mod bundles;
+mod callback;
+mod cancel;
+mod certificates;
 mod flights;
 mod push;
+pub mod registry;
 mod scheduler;
 mod step;
 
@@ -24,11 +31,15 @@ use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::events::Hub;
-use crate::providers::registry::{ProviderEntry, Registry};
 use crate::store::{
     Change, Created, Event, Held, NewSession, Store, StoreError, Work, CREATED_EPOCH,
 };
+use registry::{ProviderEntry, Registry};
 
+pub use access::ProviderTerms;
+pub use callback::{Callback, CallbackRefused};
+pub use cancel::CancelError;
+pub use certificates::CertificatesError;
 use flights::Flight;
 pub use push::Pushed;
 pub use step::WorkState;
@@ -42,9 +53,9 @@ pub struct EngineConfig {
 }
 
 pub struct Engine {
-    pub store: Arc<dyn Store>,
-    pub hub: Hub,
-    pub providers: Arc<Registry>,
+    store: Arc<dyn Store>,
+    hub: Hub,
+    providers: Arc<Registry>,
     config: EngineConfig,
     wake: Notify,
     /// Sessions whose step runs on this instance, by id.
@@ -54,6 +65,9 @@ pub struct Engine {
     stopping: AtomicBool,
     /// Certificate bundles this instance has stored or read.
     bundles: bundles::Bundles,
+    /// Starts being sent and cancels under way, so that a cancel withholds a start not yet
+    /// sent and waits for one in flight.
+    gates: cancel::Gates,
 }
 
 impl Engine {
@@ -72,6 +86,7 @@ impl Engine {
             in_flight: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             bundles: bundles::Bundles::default(),
+            gates: cancel::Gates::default(),
         })
     }
 

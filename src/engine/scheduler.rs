@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{calls, Engine};
-use crate::providers::registry::ProviderEntry;
+use crate::engine::registry::ProviderEntry;
 use crate::store::StoreError;
 
 /// Expired sessions claimed at once for a provider that cannot take work (they need no call).

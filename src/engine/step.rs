@@ -7,9 +7,10 @@ mod judge;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::breaker::observe;
 use super::Engine;
 use crate::domain::{ErrorCode, Format, Session, SessionError, Status};
-use crate::providers::registry::ProviderEntry;
+use crate::engine::registry::ProviderEntry;
 use crate::providers::{
     retry, CertBundle, Failure, Outcome, ProviderError, SignRequest, StatusRequest,
 };
@@ -86,7 +87,16 @@ pub(super) async fn run(
                 purpose: session.purpose,
                 expires_at: session.expires_at,
             };
-            let started = retry::with_backoff(budget, || entry.adapter.start(&req)).await;
+            let id = &session.id;
+            // Held until the step's write: a cancel meanwhile sees what was sent.
+            let _stepping = engine.gates.enter(id.as_str());
+            let started = retry::with_backoff(budget, || engine.send_start(entry, id, &req)).await;
+            let started = match started {
+                // A cancel withheld it; the cancel commits the session.
+                Ok(None) => return Ok(()),
+                Ok(Some(started)) => Ok(started),
+                Err(e) => Err(e),
+            };
             observe(entry, "start", &started);
             let now = Utc::now();
             match started {
@@ -100,7 +110,10 @@ pub(super) async fn run(
                     state.unreachable = None;
                     session.become_(Status::AwaitingUser, now);
                     let next = capped(now + started.first_check_in, session.expires_at);
-                    commit(engine, &session, expected, Some(next), &state).await
+                    if !written(engine, &session, expected, Some(next), &state).await? {
+                        engine.start_not_written(&session).await;
+                    }
+                    Ok(())
                 }
                 Err(ProviderError::Final(f)) => {
                     fail(engine, &mut session, expected, f, Utc::now()).await
@@ -249,6 +262,19 @@ async fn commit(
     next_check_at: Option<DateTime<Utc>>,
     state: &WorkState,
 ) -> Result<(), StoreError> {
+    written(engine, session, expected, next_check_at, state)
+        .await
+        .map(drop)
+}
+
+/// Commits a change; whether it was written (the status was still `expected`).
+async fn written(
+    engine: &Engine,
+    session: &Session,
+    expected: Status,
+    next_check_at: Option<DateTime<Utc>>,
+    state: &WorkState,
+) -> Result<bool, StoreError> {
     let held = engine.held(&session.id)?;
     let work = match session.status.is_terminal() {
         true => None,
@@ -263,7 +289,7 @@ async fn commit(
             lease: Some(&held),
         })
         .await
-        .map(drop)
+        .map(|event| event.is_some())
 }
 
 /// The provider could not be reached: notes why and checks again after its retry budget (at
@@ -362,23 +388,4 @@ async fn load_certificate(
         provider_code: None,
         message: format!("the certificate the provider named at start is lost: {why}"),
     }))
-}
-
-fn observe<T>(entry: &ProviderEntry, op: &'static str, r: &Result<T, ProviderError>) {
-    let provider = &*entry.id;
-    if entry
-        .breaker
-        .record(!matches!(r, Err(ProviderError::Transient(_))))
-    {
-        tracing::warn!(provider, "circuit opened after repeated failures");
-    }
-    metrics::gauge!("kyso_provider_circuit_open", "provider" => provider.to_owned())
-        .set(if entry.breaker.is_open() { 1.0 } else { 0.0 });
-    let result = match r {
-        Ok(_) => "ok",
-        Err(ProviderError::Transient(_)) => "unavailable",
-        Err(ProviderError::Final(_)) => "error",
-    };
-    metrics::counter!("kyso_provider_calls_total", "provider" => provider.to_owned(), "op" => op, "result" => result)
-        .increment(1);
 }

@@ -4,7 +4,6 @@
 
 pub mod callback_auth;
 pub mod mssp;
-pub mod registry;
 pub mod retry;
 pub mod smartca;
 
@@ -156,6 +155,12 @@ pub trait Provider: Send + Sync {
 
     /// Withdraws the request at the provider where the protocol allows it.
     async fn cancel(&self, req: &StatusRequest<'_>) -> Result<(), ProviderError>;
+
+    /// Whether [`cancel`](Provider::cancel) takes a prompt off the phone. When it cannot, a
+    /// session cancelled after its request was sent ends with `prompt_not_withdrawn`.
+    fn can_withdraw(&self) -> bool {
+        false
+    }
 
     /// The signer's certificates at the provider.
     async fn certificates(&self, signer: &str) -> Result<Vec<CertBundle>, ProviderError>;

@@ -63,7 +63,7 @@ async fn a_create_and_a_push_start_their_steps_without_the_scheduler() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, _mock) = unscheduled(dir.path(), 100).await;
     let engine = app.engine().clone();
-    let mut rx = engine.hub.subscribe();
+    let mut rx = engine.subscribe();
 
     let s = smartca_session("dvc-portal", "001099012345", "direct");
     create_new(&engine, &s, 1).await;
@@ -103,7 +103,7 @@ async fn a_push_during_the_step_is_checked_when_the_step_ends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, _mock) = unscheduled(dir.path(), 0).await;
     let engine = app.engine().clone();
-    let mut rx = engine.hub.subscribe();
+    let mut rx = engine.subscribe();
 
     let s = smartca_session("dvc-portal", "001099012346", "pushed-early");
     create_new(&engine, &s, 1).await;

@@ -3,6 +3,7 @@
 
 mod batch_error;
 mod behaviour;
+mod cancel;
 mod cluster;
 mod cms;
 mod connections;
@@ -21,6 +22,7 @@ mod limits;
 mod ops;
 mod pg;
 mod portal;
+mod probes;
 mod pushes;
 mod replay_story;
 mod restart;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyso::domain::{SessionId, Status};
+use kyso::engine::registry::Registry;
 use kyso::engine::{Engine, EngineConfig, Pushed};
 use kyso::events::Hub;
-use kyso::providers::registry::Registry;
 use kyso::store::StoreOptions;
 use serde_json::{json, Value};
 use sqlx::Connection as _;

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{fail, observe, reschedule, retry_later, WorkState};
 use crate::domain::{ErrorCode, Format, Session, SignResult};
+use crate::engine::registry::ProviderEntry;
 use crate::engine::Engine;
-use crate::providers::registry::ProviderEntry;
 use crate::providers::{retry, CertBundle, Failure, ProviderError};
 use crate::store::StoreError;
 use crate::verify::{self, cms_build, Scheme, SignatureCheck};

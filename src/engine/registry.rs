@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::callback_auth::CallbackAuth;
-use super::Provider;
+use super::breaker::Breaker;
 use crate::domain::SignerRule;
-use crate::engine::breaker::Breaker;
 use crate::limiter::TokenBucket;
+use crate::providers::callback_auth::CallbackAuth;
+use crate::providers::Provider;
 use crate::verify::{RevocationPolicy, TrustAnchors, Verifier};
 
 pub struct ProviderEntry {
