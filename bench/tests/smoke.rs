@@ -60,4 +60,15 @@ fn a_tiny_run_prints_a_row_for_every_measurement() {
         );
     }
     assert!(!table.contains("ERROR"), "a phase failed:\n{table}");
+    let postgres = table
+        .lines()
+        .find(|l| l.contains("PostgreSQL, 1 SmartCA instance"))
+        .unwrap_or_default();
+    if postgres.contains("skipped") {
+        assert!(
+            std::env::var("KYSO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "PostgreSQL is required (KYSO_REQUIRE_POSTGRES=1) but the bench skipped it: {postgres}"
+        );
+        eprintln!("notice: the PostgreSQL row was skipped: {postgres}");
+    }
 }

@@ -191,18 +191,24 @@ struct StatsView {
     /// RSA keys generated for signers since start (never more than `key_pool_size`).
     keys_generated: u64,
     key_pool_size: usize,
+    /// OCSP requests and CRL downloads served since start.
+    ocsp_requests: u64,
+    crl_requests: u64,
 }
 
 /// `GET /admin/stats` → `{"sign_requests": {"<transaction_id>": calls}, "total": calls,
 /// "prompts": prompts created, "pending": pending now, "keys_generated": n,
-/// "key_pool_size": n}`.
+/// "key_pool_size": n, "ocsp_requests": n, "crl_requests": n}`.
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     shared.settle();
     let pool = shared.pki.key_pool();
+    let (ocsp_requests, crl_requests) = shared.fetches.counts();
     Json(StatsView {
         requests: shared.store.stats(),
         keys_generated: pool.generated(),
         key_pool_size: pool.size(),
+        ocsp_requests,
+        crl_requests,
     })
     .into_response()
 }

@@ -15,6 +15,7 @@
 //!   and their asynchServerServer notifications.
 //! - `phone` — `GET /phone/{signer}`, the virtual phone page.
 //! - `admin` — `/admin/...` JSON API (list, approve, reject, stats, calls per signer) and `/healthz`.
+//! - [`prerequisites`] — `openssl` and `xmlschema` for the tests that use them as judges.
 //! - `state`, `http`, `webhook` — shared handler state, HTTP plumbing, outgoing pushes.
 //!
 //! Further providers (Viettel MySign, CSC) slot in as sibling modules next to `smartca` and
@@ -28,6 +29,7 @@ mod http;
 mod mssp;
 mod phone;
 pub mod pki;
+pub mod prerequisites;
 pub mod requests;
 mod revocation;
 mod smartca;
@@ -137,6 +139,7 @@ impl MockCarriers {
                 config.mssp_strict_vn,
                 config.mssp_notification_url,
             ),
+            fetches: revocation::Fetches::default(),
         };
         Ok(Self {
             shared: Arc::new(shared),

@@ -6,6 +6,7 @@
 //! OCSPResponse: `malformedRequest` for a body that does not parse, `unauthorized` for a CA
 //! the mock does not run.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -24,6 +25,24 @@ use crate::state::Shared;
 /// OCSP requests larger than this are malformed (a request for 32 CertIDs is ~3 KiB).
 const MAX_OCSP_REQUEST: usize = 16 * 1024;
 
+/// Revocation requests served since start, whatever their answer: how a test tells that a
+/// relying party asked (or asked nobody).
+#[derive(Debug, Default)]
+pub(crate) struct Fetches {
+    ocsp: AtomicU64,
+    crl: AtomicU64,
+}
+
+impl Fetches {
+    /// `(OCSP requests, CRL downloads)`.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.ocsp.load(Ordering::Relaxed),
+            self.crl.load(Ordering::Relaxed),
+        )
+    }
+}
+
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/ocsp/{ca}", post(ocsp_post))
@@ -37,6 +56,7 @@ fn der(content_type: &'static str, body: Vec<u8>) -> Response {
 }
 
 fn ocsp_answer(shared: &Shared, ca: &str, request: Option<&[u8]>) -> Response {
+    shared.fetches.ocsp.fetch_add(1, Ordering::Relaxed);
     let body = match (CaRef::parse(ca), request) {
         (None, _) => ocsp::status_only(OcspResponseStatus::Unauthorized),
         (Some(_), None) => ocsp::status_only(OcspResponseStatus::MalformedRequest),
@@ -76,6 +96,7 @@ fn decode_get(encoded: &str) -> Option<Vec<u8>> {
 }
 
 async fn crl(State(shared): State<Arc<Shared>>, Path(file): Path<String>) -> Response {
+    shared.fetches.crl.fetch_add(1, Ordering::Relaxed);
     let Some(ca) = file.strip_suffix(".crl").and_then(CaRef::parse) else {
         return (StatusCode::NOT_FOUND, "no such CRL").into_response();
     };

@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub webhooks: WebhookSender,
     pub smartca: smartca::Accounts,
     pub mssp: crate::mssp::MsspState,
+    /// OCSP and CRL requests served, for `/admin/stats`.
+    pub fetches: crate::revocation::Fetches,
 }
 
 impl Shared {

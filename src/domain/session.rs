@@ -267,11 +267,17 @@ mod tests {
 
     #[test]
     fn verification_code_is_four_digits_from_the_digest_hash() {
-        let digest = [7u8; 32];
-        let h = Sha256::digest(digest);
-        let expected = u16::from_be_bytes([h[30], h[31]]) % 10000;
-        assert_eq!(verification_code(&digest), format!("{expected:04}"));
-        assert_eq!(verification_code(&digest).len(), 4);
+        // Vectors computed outside this code (Python's hashlib; the last two bytes agree with
+        // `openssl dgst -sha256`): int.from_bytes(sha256(digest)[30:32], "big") % 10000.
+        let hello = Sha256::digest(b"hello world");
+        for (digest, code) in [
+            ([7u8; 32], "8112"),    // …94e0
+            ([0u8; 32], "0533"),    // …2925, a leading zero kept
+            ([0xffu8; 32], "6465"), // …4051
+            (hello.into(), "7443"), // …4423
+        ] {
+            assert_eq!(verification_code(&digest), code, "{}", hex::encode(digest));
+        }
     }
 
     #[test]

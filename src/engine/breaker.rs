@@ -96,8 +96,13 @@ mod tests {
 
     #[test]
     fn an_open_circuit_lets_a_probe_through_after_its_time() {
-        let b = Breaker::new(1, Duration::from_millis(0));
-        b.record(false);
-        assert!(b.allows());
+        let b = Breaker::new(1, Duration::from_millis(150));
+        assert!(b.record(false), "one failure opens a threshold-1 circuit");
+        assert!(!b.allows(), "an open circuit refuses calls before its time");
+        // Waiting for the open time to pass is the behaviour under test; 150 ms is the time.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(b.allows(), "a probe goes through after its time");
+        assert!(b.record(false), "a failed probe opens it again");
+        assert!(!b.allows());
     }
 }

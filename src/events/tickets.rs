@@ -107,9 +107,13 @@ mod tests {
 
     #[test]
     fn an_expired_ticket_is_refused() {
-        let t = Tickets::new(Duration::from_millis(0), 10);
-        let k = t.issue("dvc").expect("issued");
-        assert_eq!(t.redeem(&k), None);
+        let t = Tickets::new(Duration::from_millis(150), 10);
+        let fresh = t.issue("dvc").expect("issued");
+        let late = t.issue("dvc").expect("issued");
+        assert_eq!(t.redeem(&fresh).as_deref(), Some("dvc"), "stored and valid");
+        // Letting the ticket's lifetime pass is the behaviour under test.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(t.redeem(&late), None, "the same kind of ticket, expired");
     }
 
     #[test]

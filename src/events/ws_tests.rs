@@ -254,13 +254,27 @@ async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = sqlite_store(&dir).await;
     created(store.as_ref()).await;
-    let (_tx, rx) = broadcast::channel(4);
+    let (_tx, mut rx) = broadcast::channel(4);
     let sub = subscription(Some(0), Duration::from_millis(200));
-    let incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
+    let mut incoming = futures_util::stream::pending::<Result<Message, axum::Error>>();
+    let mut cur = Cursor {
+        sink: Stalled,
+        last: 0,
+        sub: &sub,
+        ahead: BTreeMap::new(),
+        gap_deadline: None,
+        unflushed: false,
+    };
+    let started = tokio::time::Instant::now();
     let ended = tokio::time::timeout(
         Duration::from_secs(5),
-        pump(Stalled, incoming, store, rx, sub),
+        run(&mut cur, &mut incoming, store.as_ref(), &mut rx),
     )
-    .await;
-    assert!(ended.is_ok(), "the stalled client was dropped");
+    .await
+    .expect("the stalled client was dropped");
+    assert!(matches!(ended, Err(End::Slow)), "ended as slow: {ended:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "not before its send timeout"
+    );
 }

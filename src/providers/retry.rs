@@ -73,12 +73,21 @@ mod tests {
 
     #[tokio::test]
     async fn retries_stop_when_the_budget_is_spent() {
+        let calls = AtomicU32::new(0);
         let started = std::time::Instant::now();
         let out: Result<(), _> = with_backoff(Duration::from_millis(600), || async {
-            Err(ProviderError::Transient("down".into()))
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Err(ProviderError::Transient(format!("down {n}")))
         })
         .await;
-        assert!(out.is_err());
+        let calls = calls.load(Ordering::SeqCst);
+        // Waits of ~200 ms then ~400 ms (±30 %) fit 600 ms: two or three calls, never one, and
+        // never the dozen an unbounded loop would make.
+        assert!((2..=4).contains(&calls), "{calls} calls");
+        assert!(
+            matches!(&out, Err(ProviderError::Transient(m)) if *m == format!("down {}", calls - 1)),
+            "the last transient error is returned: {out:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(3));
     }
 }

@@ -95,9 +95,16 @@ mod tests {
             ("PID:123456", UidKind::PersonalId, "123456"),
             ("PPID:654321", UidKind::PersonalId, "654321"),
             ("SDT:0912345678", UidKind::Phone, "0912345678"),
+            ("SĐT:0912345678", UidKind::Phone, "0912345678"),
         ];
         for (uid, kind, id) in cases {
             assert_eq!(split(uid), (Some(kind), id), "{uid}");
+        }
+        for (prefix, _) in UID_PREFIXES {
+            assert!(
+                cases.iter().any(|(uid, _, _)| uid.starts_with(prefix)),
+                "no case for {prefix}"
+            );
         }
     }
 

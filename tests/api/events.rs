@@ -1,8 +1,13 @@
 //! The events WebSocket: live events, replay after reconnect, session filter, browser tickets.
 
-use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_app, KEY, OTHER_KEY};
+use futures_util::StreamExt as _;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{spawn_app, spawn_app_overriding, KEY, OTHER_KEY};
 
 fn statuses(events: &[Value], id: &str) -> Vec<String> {
     events
@@ -83,14 +88,30 @@ async fn a_session_filter_and_tenant_isolation_hold_on_the_stream() {
     let a_id = a["id"].as_str().expect("id");
     let mut only_a = app.ws(&format!("?after=0&session={a_id}"), Some(KEY)).await;
     let mut other_tenant = app.ws("?after=0", Some(OTHER_KEY)).await;
-    app.start("0101234567", json!({})).await;
+    let b = app.start("0101234567", json!({})).await;
+    let b_id = b["id"].as_str().expect("id");
     let events = only_a.until_terminal(a_id, 20).await;
-    assert!(events.iter().all(|e| e["session"]["id"] == a_id));
     assert_eq!(
-        other_tenant.next_event(2).await,
-        None,
-        "no events of another tenant"
+        statuses(&events, a_id),
+        ["pending", "awaiting_user", "signed"],
+        "the filtered stream carries the whole of session a"
     );
+    assert!(events.iter().all(|e| e["session"]["id"] == a_id));
+    // Session b (same tenant) finishes too; the filtered stream must stay silent about it.
+    app.finish(b_id, 20).await;
+    let c = app.start("001099012346", json!({})).await;
+    app.finish(c["id"].as_str().expect("id"), 20).await;
+    assert_eq!(only_a.next_event(1).await, None, "nothing of b or c");
+
+    // The other tenant's stream is alive (its own session comes through) and its first event is
+    // its own: none of the three sessions above reached it.
+    let mine = app.start_as(OTHER_KEY, "001099012347", json!({})).await;
+    let first = other_tenant
+        .next_event(20)
+        .await
+        .expect("the other tenant's own event");
+    assert_eq!(first["session"]["id"], mine["id"], "{first}");
+    assert_eq!(first["seq"], 1, "the other tenant's first event: {first}");
 }
 
 #[tokio::test]
@@ -118,23 +139,106 @@ async fn a_browser_opens_the_stream_with_a_single_use_ticket() {
     assert!(again.is_err());
 }
 
+/// A client that connects with a tiny receive buffer and never reads.
+async fn stalled_client(app: &crate::helpers::TestApp) -> StalledWs {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = socket.connect(app.addr).await.expect("connect");
+    let mut req = format!("ws://{}/v1/events?after=0", app.addr)
+        .into_client_request()
+        .expect("ws request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {KEY}").parse().expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .expect("ws handshake");
+    ws
+}
+
+type StalledWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A client that stops reading fills its socket buffers (800 sessions make ~8 MB of events; about
+/// 2 to 4 MB fit the stalled socket's kernel buffers on loopback); the gateway must keep every other
+/// client at pace and drop the stalled one after `events.send_timeout_s` (5 s here), never make
+/// the others wait for it. The stall is real: the stalled client gets only part of the stream
+/// and then its end, which it would not if everything had fit in the buffers.
 #[tokio::test]
 async fn a_stalled_client_does_not_delay_events_to_other_clients() {
-    let app = spawn_app().await;
-    // The stalled client never reads; the gateway must not block on it.
-    let _stalled = app.ws("?after=0", Some(KEY)).await;
+    const SESSIONS: usize = 800;
+    let app = spawn_app_overriding(300, vec![("events.send_timeout_s".into(), json!(5))]).await;
+    let dropped_before = app.metric("kyso_ws_dropped_slow_total").await;
+    let mut stalled = stalled_client(&app).await;
     let mut reader = app.ws("", Some(KEY)).await;
-    let mut last = None;
-    for i in 0..5 {
-        let s = app
-            .start(
-                &format!("00109901400{i}"),
-                json!({"display_text": "x".repeat(200)}),
-            )
-            .await;
-        last = s["id"].as_str().map(str::to_owned);
-    }
-    let id = last.expect("id");
-    let events = reader.until_terminal(&id, 30).await;
-    assert!(statuses(&events, &id).contains(&"signed".to_owned()));
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut finished = 0;
+        while finished < SESSIONS {
+            let Some(ev) = reader.next_event(30).await else {
+                break;
+            };
+            if !["pending", "awaiting_user"]
+                .contains(&ev["session"]["status"].as_str().unwrap_or_default())
+            {
+                finished += 1;
+            }
+            got.push((Instant::now(), ev));
+        }
+        got
+    });
+    // The largest fields a portal may send, in three-byte Vietnamese letters: ~3 KB per event with the certificate and identity.
+    let text = "ệ".repeat(200);
+    futures_util::stream::iter(0..SESSIONS)
+        .map(|i| {
+            let body = json!({"display_text": text, "reference": format!("{i:0>128}")});
+            // The last three digits pick the mock's behaviour: 345 approves.
+            let signer = format!("001{:06}345", 100_000 + i);
+            let app = &app;
+            async move { app.start(&signer, body).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let got = reading.await.expect("reader task");
+    let bytes: usize = got.iter().map(|(_, e)| e.to_string().len()).sum();
+    let seqs: Vec<i64> = got.iter().filter_map(|(_, e)| e["seq"].as_i64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gap"
+    );
+    let signed = got
+        .iter()
+        .filter(|(_, e)| e["session"]["status"] == "signed")
+        .count();
+    assert_eq!(signed, SESSIONS, "every session reached the reader signed");
+    // Events keep coming (approvals after 300 ms); a gateway blocked on the stalled client
+    // would leave a pause of about the 5 s send timeout. 2.5 s leaves room for a slow machine.
+    let longest = got
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest < Duration::from_millis(2500),
+        "the reader waited {longest:?} between two events ({bytes} bytes in all)"
+    );
+
+    // Now read the stalled client: part of the stream, then the gateway's end of it.
+    let mut stalled_events = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        match tokio::time::timeout_at(deadline, stalled.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => stalled_events += 1,
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => break true,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        ended && stalled_events < seqs.len(),
+        "the stalled client was not dropped: {stalled_events} of {} events ({bytes} bytes) fit its buffers",
+        seqs.len()
+    );
+    assert!(app.metric("kyso_ws_dropped_slow_total").await > dropped_before);
 }

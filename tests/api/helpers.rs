@@ -243,6 +243,11 @@ impl TestApp {
 
     /// Creates a session and returns its JSON, asserting 201.
     pub async fn start(&self, signer: &str, extra: Value) -> Value {
+        self.start_as(KEY, signer, extra).await
+    }
+
+    /// Creates a session for the tenant of `key` and returns its JSON, asserting 201.
+    pub async fn start_as(&self, key: &str, signer: &str, extra: Value) -> Value {
         let mut body = json!({
             "provider": "vnpt-smartca",
             "signer": signer,
@@ -254,7 +259,7 @@ impl TestApp {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let resp = self.post_signature(&body, KEY).await;
+        let resp = self.post_signature(&body, key).await;
         assert_eq!(resp.status(), 201, "create {signer}");
         resp.json().await.expect("session json")
     }

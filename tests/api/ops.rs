@@ -96,8 +96,10 @@ async fn the_demo_page_is_served_only_by_the_dev_stack() {
     let app = spawn_app().await;
     let r = app.http.get(app.url("/demo")).send().await.expect("send");
     assert_eq!(r.status(), 404, "not on a configured gateway");
+
+    // The dev stack's own configuration, served for real.
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("root.der");
+    let root = crate::helpers::root_path(dir.path(), &app.mock);
     let config = kyso::dev::dev_config(
         "127.0.0.1:0".parse().expect("addr"),
         app.mock.addr,
@@ -106,7 +108,36 @@ async fn the_demo_page_is_served_only_by_the_dev_stack() {
         "k",
     )
     .expect("dev config");
-    assert!(config.server.demo_page);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dev = kyso::startup::Application::with_listener(config, listener)
+        .await
+        .expect("dev gateway");
+    let addr = dev.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(dev.run(async {
+        let _ = stopped.await;
+    }));
+    let r = app
+        .http
+        .get(format!("http://{addr}/demo"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let content_type = r.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = r.text().await.expect("page");
+    assert!(
+        page.contains("/v1/signatures"),
+        "the page starts signatures: {page}"
+    );
+    let _ = stop.send(());
+    served.await.expect("join").expect("dev gateway ran");
 }
 
 #[tokio::test]

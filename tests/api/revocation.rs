@@ -17,6 +17,17 @@ async fn outcome(app: &TestApp, signer: &str) -> Value {
     app.finish(s["id"].as_str().expect("id"), 40).await
 }
 
+/// `(OCSP requests, CRL downloads)` the app's mock has served.
+async fn fetches(app: &TestApp) -> (u64, u64) {
+    let stats = app.mock_json(reqwest::Method::GET, "/admin/stats").await;
+    let n = |k: &str| {
+        stats[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {k} in {stats}"))
+    };
+    (n("ocsp_requests"), n("crl_requests"))
+}
+
 fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -114,8 +125,17 @@ async fn require_fails_the_session_when_nothing_answers() {
 
 #[tokio::test]
 async fn off_asks_nobody_and_says_not_checked() {
+    // Positive control: with the default policy the same flow does ask the responder.
+    let asking = spawn_app().await;
+    outcome(&asking, GOOD).await;
+    assert!(
+        fetches(&asking).await.0 >= 1,
+        "the default policy asks OCSP"
+    );
+
     let app = spawn_app_overriding(500, policy("off")).await;
     let s = outcome(&app, REVOKED).await;
+    assert_eq!(fetches(&app).await, (0, 0), "nobody was asked");
     assert_eq!(s["status"], "signed", "{s}");
     assert_eq!(
         s["result"]["verification"]["revocation"], "not_checked",

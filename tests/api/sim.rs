@@ -138,18 +138,21 @@ async fn corrupted_or_foreign_signatures_and_expired_certificates_are_refused() 
     }
 }
 
+/// The SIM CAs' OCSP answers end to end: a revoked signer is refused with the responder's
+/// reason, a good one is reported `good` (not `unknown`, not skipped), on every carrier.
 #[tokio::test]
-async fn a_revoked_sim_certificate_signs_at_the_mssp_and_is_never_reported_good() {
-    // Judging revocation is the verifier's (issue 4); whatever it decides, kyso must not call
-    // a revoked certificate good.
+async fn sim_certificates_are_checked_against_their_carriers_ocsp() {
     let app = spawn_app().await;
-    let s = outcome(&app, "viettel-sim", "0912340501", json!({})).await;
-    let revocation = &s["result"]["verification"]["revocation"];
-    let refused = s["status"] == "failed" && s["error"]["code"] == "revoked_certificate";
-    assert!(
-        refused || (s["status"] == "signed" && revocation != "good"),
-        "{s}"
-    );
+    for (i, provider) in CARRIERS.iter().enumerate() {
+        let s = outcome(&app, provider, &format!("09123{i}0501"), json!({})).await;
+        assert_failed(&s, "revoked_certificate", None);
+        let s = outcome(&app, provider, &format!("09123{i}0001"), json!({})).await;
+        assert_eq!(s["status"], "signed", "{provider}: {s}");
+        assert_eq!(
+            s["result"]["verification"]["revocation"], "good",
+            "{provider}: {s}"
+        );
+    }
 }
 
 #[tokio::test]

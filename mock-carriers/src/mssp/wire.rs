@@ -287,9 +287,31 @@ mod tests {
 
     #[test]
     fn every_status_code_the_mock_sends_has_its_etsi_name() {
-        assert_eq!(status_name(100), "REQUEST_OK");
-        assert_eq!(status_name(504), "OUTSTANDING_TRANSACTION");
-        assert_eq!(status_name(402), "PIN_NR_BLOCKED");
-        assert_eq!(status_name(208), "EXPIRED_TRANSACTION");
+        // Names as the notes' §9 table (protocols/etsi-102-204.md) spells them.
+        for (code, name) in [
+            (100, "REQUEST_OK"),
+            (101, "WRONG_PARAM"),
+            (102, "MISSING_PARAM"),
+            (103, "WRONG_DATA_LENGTH"),
+            (104, "UNAUTHORIZED_ACCESS"),
+            (105, "UNKNOWN_CLIENT"),
+            (107, "INAPPROPRIATE_DATA"),
+            (108, "INCOMPATIBLE_INTERFACE"),
+            (109, "UNSUPPORTED_PROFILE"),
+            (208, "EXPIRED_TRANSACTION"),
+            (401, "USER_CANCEL"),
+            (402, "PIN_NR_BLOCKED"),
+            (404, "NO_KEY_FOUND"),
+            (406, "PB_SIGNATURE_PROCESS"),
+            (500, "SIGNATURE"),
+            (501, "REVOKED_CERTIFICATE"),
+            (502, "VALID_SIGNATURE"),
+            (503, "INVALID_SIGNATURE"),
+            (504, "OUTSTANDING_TRANSACTION"),
+            (900, "INTERNAL_ERROR"),
+        ] {
+            assert_eq!(status_name(code), name, "{code}");
+        }
+        assert_eq!(status_name(999), "UNKNOWN");
     }
 }

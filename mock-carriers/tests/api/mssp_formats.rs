@@ -30,9 +30,7 @@ async fn the_pkcs7_format_answers_with_cms_that_openssl_verifies() -> TestResult
     let attached = t.mss_sign(&text).await;
     assert_eq!(attached.status_code(), Some(500), "{}", attached.body);
 
-    let ok = Command::new("openssl").arg("version").output();
-    if !ok.is_ok_and(|o| o.status.success()) {
-        eprintln!("openssl not installed; CMS check skipped");
+    if !mock_carriers::prerequisites::openssl() {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;

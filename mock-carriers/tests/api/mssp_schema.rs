@@ -37,22 +37,10 @@ fn schema_dir() -> PathBuf {
     dir
 }
 
-fn xmlschema_available() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import xmlschema"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[tokio::test]
 async fn every_answer_the_mock_mssp_sends_validates_against_mss_plus_xsd() -> TestResult {
     let xsd = schema_dir();
-    if !xmlschema_available() {
-        assert!(
-            std::env::var_os("KYSO_REQUIRE_XMLSCHEMA").is_none(),
-            "python3 with xmlschema is required (KYSO_REQUIRE_XMLSCHEMA) but not installed"
-        );
-        eprintln!("python3 with xmlschema not installed; skipped");
+    if !mock_carriers::prerequisites::xmlschema() {
         return Ok(());
     }
     let t = spawn_mock().await;

@@ -394,30 +394,55 @@ mod tests {
     fn every_code_of_the_notes_has_its_meaning() {
         use ErrorCode::*;
         use Meaning::*;
-        for (code, want) in [
-            (100, Accepted),
-            (104, Failed(ProviderError)),
-            (105, Failed(NotSubscribed)),
-            (208, Expired),
-            (209, Failed(ProviderUnavailable)),
-            (400, Outstanding),
-            (401, Rejected),
-            (402, Failed(PinBlocked)),
-            (403, Failed(PinBlocked)),
-            (404, Failed(NoCertificate)),
-            (422, Failed(NoCertificate)),
-            (500, Signed),
-            (501, Failed(RevokedCertificate)),
-            (502, Signed),
-            (503, Failed(InvalidSignature)),
-            (504, Outstanding),
-            (701, Failed(ProviderUnavailable)),
-            (900, Transient),
-            (12345, Failed(ProviderError)),
-        ] {
-            assert_eq!(status_table(code).1, want, "{code}");
+        // Every row of the notes' §9 table (protocols/etsi-102-204.md), its name as the notes
+        // spell it and the meaning their suggested mapping gives (config bugs: provider_error).
+        let cfg = Failed(ProviderError);
+        let mut rows = vec![
+            (100, "REQUEST_OK", Accepted),
+            (101, "WRONG_PARAM", cfg),
+            (102, "MISSING_PARAM", cfg),
+            (103, "WRONG_DATA_LENGTH", cfg),
+            (104, "UNAUTHORIZED_ACCESS", cfg),
+            (105, "UNKNOWN_CLIENT", Failed(NotSubscribed)),
+            (106, "HANDSHAKE_REQUIRED", cfg),
+            (107, "INAPPROPRIATE_DATA", cfg),
+            (108, "INCOMPATIBLE_INTERFACE", cfg),
+            (109, "UNSUPPORTED_PROFILE", cfg),
+            (208, "EXPIRED_TRANSACTION", Expired),
+            (209, "OTA_ERROR", Failed(ProviderUnavailable)),
+            (400, "USER_SIGN", Outstanding),
+            (401, "USER_CANCEL", Rejected),
+            (402, "PIN_NR_BLOCKED", Failed(PinBlocked)),
+            (403, "CARD_BLOCKED", Failed(PinBlocked)),
+            (404, "NO_KEY_FOUND", Failed(NoCertificate)),
+            (405, "NO_URL_FOUND", cfg),
+            (406, "PB_SIGNATURE_PROCESS", cfg),
+            (407, "REGISTRATION_NOK", cfg),
+            (408, "REGISTRATION_OK", Accepted),
+            (422, "NO_CERT_FOUND", Failed(NoCertificate)),
+            (423, "CRL_PB", Failed(UntrustedCertificate)),
+            (424, "CRL_EXPIRED", Failed(UntrustedCertificate)),
+            (425, "ERROR_CERTIFICATE", Failed(UntrustedCertificate)),
+            (500, "SIGNATURE", Signed),
+            (501, "REVOKED_CERTIFICATE", Failed(RevokedCertificate)),
+            (502, "VALID_SIGNATURE", Signed),
+            (503, "INVALID_SIGNATURE", Failed(InvalidSignature)),
+            (504, "OUTSTANDING_TRANSACTION", Outstanding),
+            (505, "CONSTRAINT_MISMATCH", Failed(UntrustedCertificate)),
+            (900, "INTERNAL_ERROR", Transient),
+            (12345, "UNKNOWN_CODE", cfg),
+        ];
+        rows.extend((600..=603).map(|c| (c, "RECEIPT", Accepted)));
+        for c in [701, 702, 703, 710, 720] {
+            rows.push((c, "ROAMING_ERROR", Failed(ProviderUnavailable)));
         }
-        assert_eq!(status_table(401).0, "USER_CANCEL");
+        for c in [750, 760, 770, 780] {
+            rows.push((c, "ROAMING_SERVICE_ERROR", Failed(ProviderUnavailable)));
+        }
+        rows.extend((9001..=9008).map(|c| (c, "INTERNAL_ERROR", Transient)));
+        for (code, name, want) in rows {
+            assert_eq!(status_table(code), (name, want), "{code}");
+        }
     }
 
     #[test]

@@ -31,6 +31,12 @@ fn every_documented_status_code_has_its_meaning() {
         provider_code: "4002".into(),
     };
     assert_eq!(classify("4002", "signer_rejected"), rejected);
+    // 4000: the signer has not answered yet; a status poll keeps waiting.
+    assert_eq!(classify("4000", "waiting_for_signer"), Classified::Ok);
+    assert!(matches!(
+        classify("4000", "waiting_for_signer").status_outcome(),
+        Ok(None)
+    ));
 }
 
 #[test]

@@ -15,15 +15,7 @@ fn validate_against_etsi_schema(documents: &[String]) -> Option<Result<(), Strin
     let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/etsi-xsd/MSS-plus.xsd");
     assert!(xsd.exists(), "{} is missing", xsd.display());
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import xmlschema"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("KYSO_REQUIRE_XMLSCHEMA").is_none(),
-            "python3 with xmlschema is required (KYSO_REQUIRE_XMLSCHEMA) but not installed"
-        );
-        eprintln!("skipping the ETSI schema check: no python3 xmlschema");
+    if !mock_carriers::prerequisites::xmlschema() {
         return None;
     }
     let dir = tempfile::tempdir().ok()?;
