@@ -194,21 +194,29 @@ struct StatsView {
     /// OCSP requests and CRL downloads served since start.
     ocsp_requests: u64,
     crl_requests: u64,
+    /// Pushes (webhooks, MSSP notifications) taken to be sent, and those the receiver has
+    /// answered, whatever it said.
+    pushes_sent: u64,
+    pushes_answered: u64,
 }
 
 /// `GET /admin/stats` → `{"sign_requests": {"<transaction_id>": calls}, "total": calls,
 /// "prompts": prompts created, "pending": pending now, "keys_generated": n,
-/// "key_pool_size": n, "ocsp_requests": n, "crl_requests": n}`.
+/// "key_pool_size": n, "ocsp_requests": n, "crl_requests": n,
+/// "pushes_sent": n, "pushes_answered": n}`.
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     shared.settle();
     let pool = shared.pki.key_pool();
     let (ocsp_requests, crl_requests) = shared.fetches.counts();
+    let (pushes_sent, pushes_answered) = shared.webhooks.counts();
     Json(StatsView {
         requests: shared.store.stats(),
         keys_generated: pool.generated(),
         key_pool_size: pool.size(),
         ocsp_requests,
         crl_requests,
+        pushes_sent,
+        pushes_answered,
     })
     .into_response()
 }

@@ -5,6 +5,7 @@
 //! only when the queue too is full is the push dropped and logged — a push is only a hint, the
 //! receiver polls anyway.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,10 @@ pub struct WebhookSender {
     client: reqwest::Client,
     in_flight: Arc<Semaphore>,
     queued: Arc<Semaphore>,
+    /// Pushes taken to be sent, and those the receiver answered (any status): a push counted
+    /// as taken is answered or fails within the timeouts.
+    taken: AtomicU64,
+    answered: Arc<AtomicU64>,
 }
 
 impl WebhookSender {
@@ -36,7 +41,18 @@ impl WebhookSender {
             client,
             in_flight: Arc::new(Semaphore::new(in_flight)),
             queued: Arc::new(Semaphore::new(queued.max(in_flight))),
+            taken: AtomicU64::new(0),
+            answered: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// `(pushes taken to be sent, pushes the receiver answered)` since start (`/admin/stats`
+    /// `pushes_sent`, `pushes_answered`): when the two are equal no push is on its way.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.taken.load(Ordering::Relaxed),
+            self.answered.load(Ordering::Relaxed),
+        )
     }
 
     /// Posts `body` to `url` in the background. Must be called inside a Tokio runtime; outside
@@ -65,14 +81,20 @@ impl WebhookSender {
             tracing::warn!(%url, "webhook skipped: queue full");
             return;
         };
+        self.taken.fetch_add(1, Ordering::Relaxed);
         let in_flight = self.in_flight.clone();
+        let answered = self.answered.clone();
         runtime.spawn(async move {
             let _place = place;
             // The semaphore is never closed; the timeout starts at `send`, after the wait.
             let Ok(_permit) = in_flight.acquire_owned().await else {
                 return;
             };
-            match request.send().await {
+            let sent = request.send().await;
+            if sent.is_ok() {
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+            match sent {
                 Ok(resp) if resp.status().is_success() => {
                     tracing::debug!(%url, status = %resp.status(), "webhook delivered")
                 }

@@ -259,9 +259,16 @@ async fn a_portal_cancels_a_pending_session_and_cannot_cancel_twice() {
         .await
         .expect("send");
     assert_eq!(error_of(again).await, (409, "already_terminal".into()));
-    // A terminal state never changes, even when the phone answers later.
+    // A terminal state never changes, even when the phone answers later: the provider's push
+    // for the approval reaches kyso and is answered (kyso decides on a push before answering
+    // it), and the session is still cancelled.
+    let (sent, _) = app.pushes_settled().await;
     app.approve(rid).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (sent_after, answered) = app.pushes_settled().await;
+    assert!(
+        sent_after > sent && answered == sent_after,
+        "the approval's push was handled"
+    );
     assert_eq!(app.get(id, 0).await["status"], "cancelled");
 }
 

@@ -13,6 +13,42 @@ impl TestApp {
         self.mock_json(reqwest::Method::GET, &path).await
     }
 
+    /// Waits (up to 20 s) until the mock has counted at least `n` calls of `kind` for `signer`,
+    /// and returns the count: the observable that a request reached the provider.
+    pub async fn wait_calls(&self, signer: &str, kind: &str, n: u64) -> u64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let got = self.mock_calls(signer).await[kind].as_u64().unwrap_or(0);
+            if got >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{signer}: {got} {kind} calls, waited for {n}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `(pushes sent, pushes answered)` by the mock, once every push sent so far has been
+    /// answered (or failed): kyso has handled every push of the decisions made before.
+    pub async fn pushes_settled(&self) -> (u64, u64) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let stats = self.mock_json(reqwest::Method::GET, "/admin/stats").await;
+            let n = |k: &str| {
+                stats[k]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no {k} in {stats}"))
+            };
+            let (sent, answered) = (n("pushes_sent"), n("pushes_answered"));
+            if sent == answered || tokio::time::Instant::now() > deadline {
+                return (sent, answered);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every phone request the mock holds for `signer`, whatever its status (no waiting).
     pub async fn all_prompts(&self, signer: &str) -> Vec<Value> {
         let path = format!("/admin/requests?signer={signer}&status=all");

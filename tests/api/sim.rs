@@ -297,7 +297,8 @@ async fn a_notification_that_arrives_before_the_signature_answer_is_handled() {
     // ends with the signature kyso verified itself.
     let app = spawn_app().await;
     let s = start(&app, "vnpt-sim", "0912348902", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // MSS_Signature has reached the MSSP, whose answer takes 5 s.
+    app.wait_calls("84912348902", "sign", 1).await;
     let id = s["id"].as_str().expect("id");
     assert_eq!(app.get(id, 0).await["status"], "pending");
     let (code, receipt) = notify(&app, forged_notification(&ap_trans_id(&s), "early1")).await;
@@ -343,11 +344,15 @@ async fn forged_and_duplicate_notifications_change_nothing() {
     let id = s["id"].as_str().expect("id");
     let pending = app.phone_requests("84912349999").await;
     assert_eq!(pending.len(), 1);
-    // A forged "signed" for the pending session is answered, and only makes kyso ask the MSSP.
+    // A forged "signed" for the pending session is answered, and only makes kyso ask the MSSP:
+    // once kyso has asked (the mock counts the status request), the session still waits.
+    let asked = app.mock_calls("84912349999").await["status"]
+        .as_u64()
+        .unwrap_or(0);
     let (code, receipt) = notify(&app, forged_notification(&ap_trans_id(&s), "forged1")).await;
     assert_eq!(code, 200);
     assert!(receipt.contains("MSS_ReceiptReq") && !receipt.contains("kyso-dev-ap-secret"));
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    app.wait_calls("84912349999", "status", asked + 1).await;
     assert_eq!(app.get(id, 0).await["status"], "awaiting_user");
     // Unknown sessions and junk: 200 and 400, nothing else.
     let unknown = forged_notification("K01JH8Q2X7ABCDEFGHJKMNPQRST", "forged2");
@@ -361,6 +366,9 @@ async fn forged_and_duplicate_notifications_change_nothing() {
     .await;
     let done = app.finish(id, 30).await;
     assert_eq!(done["status"], "signed", "{done}");
+    let asked_at_end = app.mock_calls("84912349999").await["status"]
+        .as_u64()
+        .unwrap_or(0);
     // Replays after the end change nothing.
     for _ in 0..2 {
         assert_eq!(
@@ -370,8 +378,11 @@ async fn forged_and_duplicate_notifications_change_nothing() {
             200
         );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // kyso decides on a push before answering it; for a finished session it neither writes
+    // nor asks the MSSP.
     assert_eq!(app.get(id, 0).await, done);
+    let calls = app.mock_calls("84912349999").await;
+    assert_eq!(calls["status"].as_u64(), Some(asked_at_end), "{calls}");
 }
 
 #[tokio::test]

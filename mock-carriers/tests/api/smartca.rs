@@ -1,7 +1,5 @@
 //! The SmartCA SP769 API: shapes, validation, idempotent sign, signatures, webhooks.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -268,6 +266,7 @@ async fn a_webhook_follows_a_decision_on_the_phone() {
     assert_eq!(resp.status(), 200);
     let hooks: Vec<Value> = received(&seen, 1).await.into_iter().map(|h| h.1).collect();
     assert_eq!(hooks[0]["status_code"], 4002);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every push the decision made has been answered by now: one was sent, one arrived.
+    assert_eq!(t.pushes_settled().await, (1, 1), "exactly one push sent");
     assert_eq!(seen.lock().expect("lock").len(), 1, "exactly one webhook");
 }
