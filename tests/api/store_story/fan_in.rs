@@ -10,6 +10,28 @@ use super::instance;
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::fresh_db;
 
+/// Waits until a connection of this database has run LISTEN (the fan-in is subscribed), as
+/// `pg_stat_activity` shows; panics after 20 s.
+async fn listening(url: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_activity");
+        if n > 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no LISTEN in 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn each_instance_hears_the_events_another_instance_commits() {
     let Some(db) = fresh_db("fan-in").await else {
@@ -28,7 +50,7 @@ async fn each_instance_hears_the_events_another_instance_commits() {
         let two = two.clone();
         tokio::spawn(async move { two.fan_in(Arc::new(hub), stop).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    listening(&db.url).await;
     let s = session("t9", "001099012345", "r");
     one.create(&new(&s, None, 1, false)).await.expect("create");
     let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
