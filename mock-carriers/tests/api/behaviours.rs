@@ -51,7 +51,10 @@ async fn a_signer_ending_404_has_no_certificate() {
 async fn a_signer_ending_208_never_answers() {
     let t = spawn_mock().await;
     t.sign("001099012208", "silent-1", &digest_of("a")).await;
-    tokio::time::sleep(Duration::from_millis(DELAY_MS * 4)).await;
+    // A control signed at the same time with the same delay: once it is answered, the silent
+    // one has had its chance to answer too.
+    t.sign("001099012345", "control-1", &digest_of("a")).await;
+    assert!(!t.wait_final("control-1").await["data"]["signatures"].is_null());
     let s = t.status("silent-1").await;
     assert_eq!(s["status_code"], 200);
     assert_eq!(s["message"], "sig_wait_for_user_confirm");
@@ -181,7 +184,9 @@ async fn a_signer_ending_999_waits_for_the_phone() {
     let t = spawn_mock().await;
     t.sign("001099012999", "manual-1", &digest_of("a")).await;
     t.sign("001099012999", "manual-2", &digest_of("b")).await;
-    tokio::time::sleep(Duration::from_millis(DELAY_MS * 3)).await;
+    // A control with the approve delay: once it is answered, the delay has passed.
+    t.sign("001099012345", "control-2", &digest_of("c")).await;
+    assert!(!t.wait_final("control-2").await["data"]["signatures"].is_null());
     assert!(t.status("manual-1").await["data"]["signatures"].is_null());
 
     let list = t

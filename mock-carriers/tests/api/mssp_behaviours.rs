@@ -203,7 +203,15 @@ async fn a_999_waits_for_the_virtual_phone() {
         .mss_sign(&SigReq::new("mobifone-sim", "84912345999", "Km1", &digest))
         .await;
     let id = ack.attr("MSS_SignatureResp", "MSSP_TransID").expect("id");
-    tokio::time::sleep(Duration::from_millis(DELAY_MS * 3)).await;
+    // A control with the approve delay: once it is signed, the delay has passed.
+    let control = t
+        .mss_sign(&SigReq::new("mobifone-sim", "84912345345", "Km2", &digest))
+        .await;
+    let control = control.attr("MSS_SignatureResp", "MSSP_TransID").expect("id");
+    assert_eq!(
+        t.mss_final("mobifone-sim", &control).await.status_code(),
+        Some(500)
+    );
     assert_eq!(
         t.mss_status("mobifone-sim", &id).await.status_code(),
         Some(504)
