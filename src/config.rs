@@ -88,6 +88,10 @@ pub struct DatabaseConfig {
     /// writes back so the log starts over; under constant writes it would otherwise grow for
     /// as long as the load lasts.
     pub wal_limit_mb: u64,
+    /// Whether a start may migrate an existing database to this release's schema (a fresh
+    /// database is always set up). Off: a start on an older schema is refused, naming the
+    /// missing migrations; `kyso migrate` or `kyso serve --migrate` applies them.
+    pub migrate: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -97,6 +101,7 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             lease_s: 15,
             wal_limit_mb: 64,
+            migrate: false,
         }
     }
 }

@@ -198,6 +198,8 @@ listen = "{listen}"
 demo_page = true
 [database]
 url = "sqlite://{db}"
+# A dev state directory from an older kyso is brought up to date.
+migrate = true
 [[tenants]]
 id = "dev"
 api_key_sha256 = "{key}"

@@ -34,6 +34,10 @@ enum Command {
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// Migrate an existing database to this release's schema before serving (read
+        /// CHANGELOG.md, "Upgrading", first). Without it a start on an older schema is refused.
+        #[arg(long)]
+        migrate: bool,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -55,15 +59,20 @@ async fn main() -> anyhow::Result<()> {
             mock_listen,
             state_dir,
         } => dev(listen, mock_listen, state_dir).await,
-        Command::Serve { config } => {
-            let config = Config::load(Some(&config))?;
+        Command::Serve { config, migrate } => {
+            let mut config = Config::load(Some(&config))?;
+            config.database.migrate |= migrate;
             let app = Application::build(config).await?;
             tracing::info!(addr = %app.local_addr(), "kyso listening");
             app.run(shutdown::signal()).await
         }
         Command::Migrate { config } => {
             let config = Config::load(config.as_deref())?;
-            store::open(&config.database.url, &store::StoreOptions::default()).await?;
+            let options = store::StoreOptions {
+                migrations: store::Migrations::Apply,
+                ..store::StoreOptions::default()
+            };
+            store::open(&config.database.url, &options).await?;
             println!("migrations applied");
             Ok(())
         }

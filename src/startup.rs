@@ -48,6 +48,11 @@ impl Application {
             lease: Duration::from_secs(config.database.lease_s.max(1)),
             max_connections: config.database.max_connections.max(2),
             wal_limit: config.database.wal_limit_mb.max(1) << 20,
+            migrations: if config.database.migrate {
+                store::Migrations::Apply
+            } else {
+                store::Migrations::FreshOnly
+            },
         };
         let store = store::open(&config.database.url, &options)
             .await

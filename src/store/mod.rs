@@ -6,6 +6,7 @@
 
 mod lease;
 mod postgres;
+mod schema;
 mod sqlite;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::domain::{Publish, Session, SessionId, Status};
 
 pub use lease::{Held, CREATED_EPOCH};
 pub use postgres::PgStore;
+pub use schema::Migrations;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,9 @@ pub enum StoreError {
     /// of its text (`sqlx::Error` cannot be cloned).
     #[error("in a batch of writes: {0}")]
     Batch(String),
+    /// The database's schema is not the one this binary was built for (see `schema`).
+    #[error("schema: {0}")]
+    Schema(String),
     #[error("unsupported database url `{0}` (use sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
 }
@@ -282,6 +287,8 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// SQLite: WAL bytes at which the checkpointer makes the log start over.
     pub wal_limit: u64,
+    /// Whether this start may migrate an existing database (a fresh one is always set up).
+    pub migrations: Migrations,
 }
 
 impl Default for StoreOptions {
@@ -291,6 +298,7 @@ impl Default for StoreOptions {
             lease: std::time::Duration::from_secs(30),
             max_connections: 16,
             wal_limit: 64 << 20,
+            migrations: Migrations::FreshOnly,
         }
     }
 }

@@ -48,6 +48,7 @@ impl SqliteStore {
     /// `options.wal_limit` as the WAL size that makes the checkpointer restart the log.
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let (lease, wal_limit) = (options.lease, options.wal_limit);
+        let options_in = options;
         let options = connect_options(url)?;
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -61,7 +62,26 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(writer_options(options.clone()))
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let has_table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&writer)
+        .await?;
+        let applied: Vec<i64> = if has_table > 0 {
+            sqlx::query_scalar(super::schema::APPLIED)
+                .fetch_all(&writer)
+                .await?
+        } else {
+            Vec::new()
+        };
+        // One instance per file: nobody else holds a lease, so no migration waits for a stop.
+        let found = super::schema::Found {
+            applied: &applied,
+            live_leases: 0,
+        };
+        super::schema::check(&migrator, &[], &found, options_in.migrations)?;
+        migrator.run(&writer).await?;
         // Claims of a previous run: nobody works on those sessions any more.
         sqlx::query("UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1")
             .bind(ms(Utc::now()))

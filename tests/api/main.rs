@@ -27,6 +27,7 @@ mod pushes;
 mod replay_story;
 mod restart;
 mod revocation;
+mod schema_guard;
 mod session_ids;
 mod shown_text;
 mod signing;

@@ -207,7 +207,9 @@ async fn a_999_waits_for_the_virtual_phone() {
     let control = t
         .mss_sign(&SigReq::new("mobifone-sim", "84912345345", "Km2", &digest))
         .await;
-    let control = control.attr("MSS_SignatureResp", "MSSP_TransID").expect("id");
+    let control = control
+        .attr("MSS_SignatureResp", "MSSP_TransID")
+        .expect("id");
     assert_eq!(
         t.mss_final("mobifone-sim", &control).await.status_code(),
         Some(500)

@@ -5,10 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::{waker, writer, PgStore, QUEUE};
-use crate::store::{StoreError, StoreOptions};
+use crate::store::{schema, Migrations, StoreError, StoreOptions};
 
 /// A pooled connection used this recently is handed out without a ping first.
 const ALIVE_BYPASS: Duration = Duration::from_millis(500);
@@ -59,7 +60,7 @@ impl PgStore {
                 tuned(PgConnectOptions::from_str(url)?).options([("synchronous_commit", "off")]),
             )
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        migrate(&pool, options.migrations).await?;
         let (writes, queue) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(writer::run(pool.clone(), options.instance.clone(), queue));
         let lease_ms = options.lease.as_millis() as i64;
@@ -84,4 +85,38 @@ impl PgStore {
             ]),
         })
     }
+}
+
+/// PostgreSQL migrations that need every instance stopped (CHANGELOG.md, "Upgrading"):
+/// `0002_terminal_frames` and `0005_cert_bundles`.
+const NEEDS_STOP: &[i64] = &[2, 5];
+
+/// Runs the schema guard, then the migrations it allows.
+async fn migrate(pool: &PgPool, allowed: Migrations) -> Result<(), StoreError> {
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    let has_table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    let applied: Vec<i64> = if has_table {
+        sqlx::query_scalar(schema::APPLIED).fetch_all(pool).await?
+    } else {
+        Vec::new()
+    };
+    let live_leases: i64 = if applied.is_empty() {
+        0
+    } else {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM sessions WHERE lease_owner IS NOT NULL
+             AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+        )
+        .fetch_one(pool)
+        .await?
+    };
+    let found = schema::Found {
+        applied: &applied,
+        live_leases,
+    };
+    schema::check(&migrator, NEEDS_STOP, &found, allowed)?;
+    migrator.run(pool).await?;
+    Ok(())
 }
