@@ -42,6 +42,31 @@ pub struct Config {
     /// How OCSP responders and CRL distribution points are reached.
     #[serde(default)]
     pub revocation: RevocationConfig,
+    /// How long finished sessions and events are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days to keep finished sessions and events (counted from completion and creation); the
+    /// pruning task deletes older ones. 0 keeps everything.
+    pub finished_days: u32,
+    /// Rows of each kind deleted per statement: small, so writes never wait long behind one.
+    pub batch: u32,
+    /// Seconds between pruning passes (a pass repeats batches while there is work).
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            finished_days: 30,
+            batch: 500,
+            interval_s: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -133,9 +133,15 @@ impl Application {
         let scheduler = tokio::spawn(engine.run(async move {
             let _ = engine_stop.wait_for(|s| *s).await;
         }));
+        let retention = tokio::spawn(crate::engine::retention::run(
+            self.state.engine.outbox(),
+            self.state.config.retention.clone(),
+            stop_rx.clone(),
+        ));
         let mut watched = vec![
             supervisor.watch("scheduler", scheduler, Arc::clone(&stop_tx)),
             supervisor.watch("event fan-in", fan_in, Arc::clone(&stop_tx)),
+            supervisor.watch("retention", retention, Arc::clone(&stop_tx)),
         ];
         for (name, task) in self.state.engine.outbox().take_tasks() {
             // The store's tasks run as long as the store, past this function: not awaited.

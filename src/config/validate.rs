@@ -48,6 +48,11 @@ pub(super) fn ranges(config: &Config) -> Result<(), ConfigError> {
     check("database.lease_s", d.lease_s, 1..=3600)?;
     check("database.wal_limit_mb", d.wal_limit_mb, 1..=65_536)?;
 
+    let r = &config.retention;
+    check("retention.finished_days", r.finished_days, 0..=36_500)?;
+    check("retention.batch", r.batch, 1..=100_000)?;
+    check("retention.interval_s", r.interval_s, 1..=86_400)?;
+
     let e = &config.engine;
     // The scheduler sleeps at least 5 ms between looks; a tick below that cannot be honoured.
     check("engine.tick_ms", e.tick_ms, 10..=60_000)?;

@@ -4,10 +4,12 @@
 //! the whole row; PostgreSQL wrote them to TOAST again and read them back with each claim),
 //! while many sessions share one signer's bundle. So `work` names a bundle by its digest and
 //! the store keeps each bundle once (`cert_bundles`); this instance remembers the bundles it
-//! has stored or read, so a known signer costs no database call.
+//! has stored or read, so a known signer costs no database call — except that a bundle still
+//! in use is stored again every [`RESTORE_EVERY`], which marks it recent for retention.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -17,10 +19,17 @@ use crate::store::{Store, StoreError};
 /// Bundles remembered (a bundle is ~4 KB); past this one is forgotten for each new one.
 const KEPT: usize = 4_096;
 
+/// How often a bundle in use is stored again: retention prunes bundles not stored for days
+/// (at least two), so one an unfinished session names is always recent.
+pub const RESTORE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A bundle known to be in the store, and when this instance last stored it (`None`: read).
+type Known = (Arc<CertBundle>, Option<Instant>);
+
 #[derive(Default)]
 pub struct Bundles {
     /// By digest: bundles known to be in the store.
-    known: Mutex<HashMap<String, Arc<CertBundle>>>,
+    known: Mutex<HashMap<String, Known>>,
 }
 
 /// The name of `bundle`: hex SHA-256 over each certificate's DER, each preceded by its length,
@@ -42,13 +51,14 @@ impl Bundles {
         bundle: &CertBundle,
     ) -> Result<String, StoreError> {
         let digest = digest(bundle);
-        if self.lock().contains_key(&digest) {
+        let recent = |k: &Known| k.1.is_some_and(|at| at.elapsed() < RESTORE_EVERY);
+        if self.lock().get(&digest).is_some_and(recent) {
             return Ok(digest);
         }
         let json = serde_json::to_string(bundle)
             .map_err(|e| StoreError::Corrupt(format!("a certificate bundle: {e}")))?;
         store.put_bundle(&digest, &json).await?;
-        self.remember(&digest, Arc::new(bundle.clone()));
+        self.remember(&digest, (Arc::new(bundle.clone()), Some(Instant::now())));
         Ok(digest)
     }
 
@@ -59,7 +69,7 @@ impl Bundles {
         store: &dyn Store,
         digest: &str,
     ) -> Result<Option<Arc<CertBundle>>, StoreError> {
-        if let Some(bundle) = self.lock().get(digest) {
+        if let Some((bundle, _)) = self.lock().get(digest) {
             return Ok(Some(Arc::clone(bundle)));
         }
         let Some(json) = store.bundle(digest).await? else {
@@ -73,11 +83,11 @@ impl Bundles {
             )));
         }
         let bundle = Arc::new(bundle);
-        self.remember(digest, Arc::clone(&bundle));
+        self.remember(digest, (Arc::clone(&bundle), None));
         Ok(Some(bundle))
     }
 
-    fn remember(&self, digest: &str, bundle: Arc<CertBundle>) {
+    fn remember(&self, digest: &str, bundle: Known) {
         let mut known = self.lock();
         if known.len() >= KEPT {
             // Any one makes room: a bundle forgotten is read again (or stored again, a no-op).
@@ -88,7 +98,7 @@ impl Bundles {
         known.insert(digest.to_owned(), bundle);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CertBundle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -19,6 +19,7 @@ mod certificates;
 mod flights;
 mod push;
 pub mod registry;
+pub mod retention;
 mod scheduler;
 mod step;
 

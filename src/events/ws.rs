@@ -50,6 +50,28 @@ enum End {
     Slow,
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// `?after` asked for events retention has pruned: closed with [`PRUNED_CLOSE`].
+    #[error("events after {after} were pruned (retention); oldest kept: {oldest}")]
+    Pruned { after: i64, oldest: String },
+}
+
+/// The close code of a stream whose `?after` is older than what is kept (a 4xxx private code;
+/// the reason says which seq is the oldest kept). The portal re-reads its sessions from the
+/// API and reconnects without `?after` (or after the oldest kept).
+pub const PRUNED_CLOSE: u16 = 4410;
+
+/// `Some(End::Pruned)` when events just after `after` are no longer kept.
+async fn pruned(store: &dyn Store, tenant: &str, after: i64) -> Result<Option<End>, End> {
+    if after >= store.last_seq(tenant).await? {
+        return Ok(None);
+    }
+    Ok(match store.oldest_seq(tenant).await? {
+        Some(oldest) if oldest <= after + 1 => None,
+        oldest => Some(End::Pruned {
+            after,
+            oldest: oldest.map_or_else(|| "none".to_owned(), |o| o.to_string()),
+        }),
+    })
 }
 
 struct Cursor<'a, S> {
@@ -218,6 +240,13 @@ pub async fn pump<S, R>(
         if matches!(e, End::Slow) {
             metrics::counter!("kyso_ws_dropped_slow_total").increment(1);
         }
+        if matches!(e, End::Pruned { .. }) {
+            let frame = axum::extract::ws::CloseFrame {
+                code: PRUNED_CLOSE,
+                reason: e.to_string().into(),
+            };
+            let _ = within(sub.send_timeout, cur.sink.send(Message::Close(Some(frame)))).await;
+        }
     }
     let _ = cur.sink.close().await;
 }
@@ -233,7 +262,12 @@ where
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     match cur.sub.after {
-        Some(_) => cur.catch_up(store, None).await?,
+        Some(after) => {
+            if let Some(end) = pruned(store, &cur.sub.tenant, after).await? {
+                return Err(end);
+            }
+            cur.catch_up(store, None).await?
+        }
         // Live only: from the tenant's newest committed event, read after `live` subscribed,
         // so every later event comes through the broadcast or the outbox, and one published
         // out of order is waited for (and read from the outbox) like any gap.

@@ -6,6 +6,7 @@
 
 mod lease;
 mod postgres;
+pub mod prune;
 mod schema;
 mod sqlite;
 
@@ -257,10 +258,15 @@ pub trait Store: Send + Sync {
     /// that asked for live events only starts, so that an event published out of order just
     /// after it joined is still waited for instead of skipped.
     async fn last_seq(&self, tenant: &str) -> Result<i64, StoreError>;
+    /// The oldest seq of `tenant` still kept (`None`: none is, either none was ever written or
+    /// retention pruned them all).
+    async fn oldest_seq(&self, tenant: &str) -> Result<Option<i64>, StoreError>;
+    /// Deletes one batch of what retention lets go (see [`prune`]).
+    async fn prune(&self, cut: prune::Cutoffs) -> Result<prune::Pruned, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Stores a certificate bundle (JSON) under `digest` (its name, see `engine::bundles`),
-    /// durably, before a session's work names it; storing a digest already there changes
-    /// nothing.
+    /// durably, before a session's work names it; storing a digest already there only marks
+    /// it as stored now (retention keeps bundles stored recently).
     async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError>;
     /// The bundle stored under `digest`.
     async fn bundle(&self, digest: &str) -> Result<Option<String>, StoreError>;

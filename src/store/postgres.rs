@@ -11,6 +11,7 @@
 mod connect;
 mod fan_in;
 mod lease;
+mod prune;
 mod store;
 mod waker;
 mod writer;

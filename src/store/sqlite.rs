@@ -7,6 +7,7 @@
 //! stays one index probe. A restart gives every claim back, since one instance owns the file.
 
 mod checkpoint;
+mod prune;
 mod sql;
 mod writer;
 
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::prune::{Cutoffs, Pruned};
 use super::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, Held, ListFilter, NewSession,
     PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
@@ -31,6 +33,8 @@ use writer::Op;
 pub struct SqliteStore {
     writes: mpsc::Sender<Op>,
     reader: SqlitePool,
+    /// Retention's deletes, beside the writer (see `prune`).
+    pruner: SqlitePool,
     lease_ms: i64,
     /// The writer and the checkpointer, until [`Store::take_tasks`].
     tasks: std::sync::Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
@@ -98,6 +102,10 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
+        let pruner = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         let checkpointer = tokio::spawn(checkpoint::run(
             checkpointer,
             writes.downgrade(),
@@ -107,6 +115,7 @@ impl SqliteStore {
         Ok(Self {
             writes,
             reader,
+            pruner,
             lease_ms: lease.as_millis().try_into().unwrap_or(i64::MAX),
             tasks: std::sync::Mutex::new(vec![
                 ("sqlite writer", writer),
@@ -327,6 +336,14 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?;
         Ok(seq.unwrap_or(0))
+    }
+
+    async fn oldest_seq(&self, tenant: &str) -> Result<Option<i64>, StoreError> {
+        prune::oldest_seq(&self.reader, tenant).await
+    }
+
+    async fn prune(&self, cut: Cutoffs) -> Result<Pruned, StoreError> {
+        prune::run(&self.pruner, cut).await
     }
 
     /// One instance owns the file: no lease can be taken over, so none is ever lost.

@@ -242,3 +242,36 @@ async fn a_stalled_client_does_not_delay_events_to_other_clients() {
     );
     assert!(app.metric("kyso_ws_dropped_slow_total").await > dropped_before);
 }
+
+/// A replay asked from before what retention kept is closed with code 4410 and a reason naming
+/// the oldest seq kept; one asked from just before that is served.
+#[tokio::test]
+async fn a_replay_older_than_what_is_kept_is_closed_with_a_reason() {
+    use sqlx::Connection as _;
+    let app = spawn_app().await;
+    let s = app.start("001099012345", json!({})).await;
+    app.finish(s["id"].as_str().expect("id"), 20).await;
+    // What the pruning task does to old events, done here at once.
+    let db = format!("sqlite://{}", app.dir.path().join("kyso.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.expect("db");
+    sqlx::query("DELETE FROM outbox WHERE seq <= 2")
+        .execute(&mut conn)
+        .await
+        .expect("prune");
+
+    let mut ws = app.ws("?after=0", Some(KEY)).await;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.stream.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.expect("a close frame"),
+            Ok(Some(Ok(Message::Text(t)))) => panic!("an event was sent: {t}"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4410);
+    assert!(close.reason.contains("oldest kept: 3"), "{}", close.reason);
+
+    let mut ws = app.ws("?after=2", Some(KEY)).await;
+    let ev = ws.next_event(5).await.expect("the kept event");
+    assert_eq!(ev["seq"], 3);
+}

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::{by_key, existing, waker, writer, PgStore};
 use crate::domain::Publish;
 use crate::domain::{Session, SessionId, Status};
+use crate::store::prune::{Cutoffs, Pruned};
 use crate::store::{
     decode, event_from_row, from_ms, ms, Change, Created, Event, Held, ListFilter, NewSession,
     PushTarget, StatusWrite, Store, StoreError, Woken, Work, EVENTS_AFTER,
@@ -193,6 +194,14 @@ impl Store for PgStore {
         Ok(seq.unwrap_or(0))
     }
 
+    async fn oldest_seq(&self, tenant: &str) -> Result<Option<i64>, StoreError> {
+        super::prune::oldest_seq(&self.pool, tenant).await
+    }
+
+    async fn prune(&self, cut: Cutoffs) -> Result<Pruned, StoreError> {
+        super::prune::run(&self.pool, cut).await
+    }
+
     async fn fan_in(&self, hub: Arc<dyn Publish>, shutdown: watch::Receiver<bool>) {
         self.listen(hub, shutdown).await
     }
@@ -209,7 +218,7 @@ impl Store for PgStore {
     async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO cert_bundles (digest, bundle, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (digest) DO NOTHING",
+             ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at",
         )
         .bind(digest)
         .bind(bundle)

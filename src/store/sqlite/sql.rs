@@ -420,18 +420,21 @@ pub(super) async fn update_ids(
     Ok(())
 }
 
-/// Stores a certificate bundle under its digest, unless one is there already.
+/// Stores a certificate bundle under its digest; one there already is marked stored now.
 pub(super) async fn put_bundle(
     conn: &mut SqliteConnection,
     digest: &str,
     bundle: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR IGNORE INTO cert_bundles (digest, bundle, created_at) VALUES (?, ?, ?)")
-        .bind(digest)
-        .bind(bundle)
-        .bind(ms(Utc::now()))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO cert_bundles (digest, bundle, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at",
+    )
+    .bind(digest)
+    .bind(bundle)
+    .bind(ms(Utc::now()))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

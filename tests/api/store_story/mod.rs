@@ -13,6 +13,7 @@ mod fan_in;
 mod leases;
 mod postgres_plans;
 mod postgres_server;
+mod retention;
 mod sqlite_wal;
 
 use std::sync::Arc;

@@ -1,0 +1,36 @@
+//! What retention deletes, shared by both backends. One call deletes at most one batch of
+//! each kind, oldest first, so the writer and the WebSockets never wait long behind it:
+//! - events created before the cutoff;
+//! - then, once no event before the cutoff is left, finished sessions that completed before it
+//!   (a terminal event's frame is rendered from its session row, so a session goes only after
+//!   every one of its events is gone);
+//! - certificate bundles last stored before their own cutoff (an instance stores a bundle again
+//!   at least hourly while sessions use it, and the cutoff is at least two days, longer than
+//!   any session may wait), so no unfinished session names one that goes.
+
+use chrono::{DateTime, Utc};
+
+/// Rows one prune call deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub sessions: u64,
+    pub bundles: u64,
+}
+
+impl Pruned {
+    pub fn total(&self) -> u64 {
+        self.events + self.sessions + self.bundles
+    }
+}
+
+/// The cutoffs of one prune call.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    /// Events created and sessions completed before this go.
+    pub finished: DateTime<Utc>,
+    /// Bundles last stored before this go.
+    pub bundles: DateTime<Utc>,
+    /// Rows of each kind per call.
+    pub batch: u32,
+}
