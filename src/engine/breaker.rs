@@ -5,9 +5,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::registry::ProviderEntry;
-use crate::providers::ProviderError;
-
 pub struct Breaker {
     threshold: u32,
     open_for: Duration,
@@ -57,26 +54,6 @@ impl Breaker {
         }
         false
     }
-}
-
-/// Records a provider call's outcome in its breaker and its metrics.
-pub(super) fn observe<T>(entry: &ProviderEntry, op: &'static str, r: &Result<T, ProviderError>) {
-    let provider = &*entry.id;
-    if entry
-        .breaker
-        .record(!matches!(r, Err(ProviderError::Transient(_))))
-    {
-        tracing::warn!(provider, "circuit opened after repeated failures");
-    }
-    metrics::gauge!("kyso_provider_circuit_open", "provider" => provider.to_owned())
-        .set(if entry.breaker.is_open() { 1.0 } else { 0.0 });
-    let result = match r {
-        Ok(_) => "ok",
-        Err(ProviderError::Transient(_)) => "unavailable",
-        Err(ProviderError::Final(_)) => "error",
-    };
-    metrics::counter!("kyso_provider_calls_total", "provider" => provider.to_owned(), "op" => op, "result" => result)
-        .increment(1);
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::breaker::observe;
+use super::registry::observe;
 use super::Engine;
 use crate::providers::{CertBundle, ProviderError};
 

@@ -11,7 +11,7 @@ use super::breaker::Breaker;
 use crate::domain::SignerRule;
 use crate::limiter::TokenBucket;
 use crate::providers::callback_auth::CallbackAuth;
-use crate::providers::Provider;
+use crate::providers::{Provider, ProviderError};
 use crate::verify::{RevocationPolicy, TrustAnchors, Verifier};
 
 pub struct ProviderEntry {
@@ -71,4 +71,24 @@ impl Registry {
             .map(|e| e.in_flight.available_permits())
             .sum()
     }
+}
+
+/// Records a provider call's outcome in its breaker and its metrics.
+pub(super) fn observe<T>(entry: &ProviderEntry, op: &'static str, r: &Result<T, ProviderError>) {
+    let provider = &*entry.id;
+    if entry
+        .breaker
+        .record(!matches!(r, Err(ProviderError::Transient(_))))
+    {
+        tracing::warn!(provider, "circuit opened after repeated failures");
+    }
+    metrics::gauge!("kyso_provider_circuit_open", "provider" => provider.to_owned())
+        .set(if entry.breaker.is_open() { 1.0 } else { 0.0 });
+    let result = match r {
+        Ok(_) => "ok",
+        Err(ProviderError::Transient(_)) => "unavailable",
+        Err(ProviderError::Final(_)) => "error",
+    };
+    metrics::counter!("kyso_provider_calls_total", "provider" => provider.to_owned(), "op" => op, "result" => result)
+        .increment(1);
 }

@@ -7,7 +7,7 @@ mod judge;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::breaker::observe;
+use super::registry::observe;
 use super::Engine;
 use crate::domain::{ErrorCode, Format, Session, SessionError, Status};
 use crate::engine::registry::ProviderEntry;

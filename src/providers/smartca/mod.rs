@@ -1,16 +1,16 @@
 //! The VNPT SmartCA adapter ("SP769" JSON API): looks up the signer's certificates, asks VNPT to
 //! push a hash-signing request to the SmartCA app, and polls for the raw PKCS#1 v1.5 signature.
 //! The SP credentials travel in every request body, so bodies are never logged. Wire types and
-//! the code tables live in [`wire`]; this file owns the calls, the certificate choice and the
-//! mapping onto the [`Provider`] trait.
+//! the code tables live in [`wire`], the certificate choice in [`choose`]; this file owns the
+//! calls and the mapping onto the [`Provider`] trait.
 
+mod choose;
 mod wire;
 
-use std::cmp::Reverse;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,8 @@ use super::{
 use crate::domain::{ErrorCode, Purpose};
 use crate::outbound::{self, build_client, ClientError, TlsConfig};
 use crate::verify::Scheme;
-use wire::{CertStatus, Envelope, UserCertificate};
+use choose::choose_certificate;
+use wire::{Envelope, UserCertificate};
 
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const MAX_CALLBACK_BYTES: usize = 64 * 1024;
@@ -302,81 +303,6 @@ impl Provider for SmartCa {
         }
         let transaction_id = tx.to_owned();
         Ok(vec![CallbackHint { transaction_id }])
-    }
-}
-
-/// The certificate `start` signs with.
-#[derive(Debug)]
-struct Chosen {
-    serial: String,
-    bundle: CertBundle,
-}
-
-/// Picks the certificate to sign with among the usable ones (not locked, revoked or expired,
-/// valid now): known-active before unknown status, a personal SMARTCA before an ESEAL, then
-/// the one that lasts longest. With nothing usable, the failure names the strongest reason.
-fn choose_certificate(certs: &[UserCertificate], now: DateTime<Utc>) -> Result<Chosen, Failure> {
-    let mut best: Option<(Rank, Chosen)> = None;
-    let mut refusal = Failure {
-        code: ErrorCode::NoCertificate,
-        provider_code: None,
-        message: "the signer has no usable VNPT SmartCA certificate".into(),
-    };
-    for cert in certs {
-        let serial = cert.serial_number.clone().filter(|s| !s.is_empty());
-        let (Some(serial), Some(bundle)) = (serial, cert.bundle()) else {
-            continue;
-        };
-        let raw = cert.cert_status.as_deref();
-        let status = raw.map_or(CertStatus::Unknown, wire::normalise_cert_status);
-        let validity = cert.validity(&bundle.certificate);
-        let expired = validity.is_some_and(|(_, to)| now > to);
-        let not_yet = validity.is_some_and(|(from, _)| now < from);
-        let reason = match status.refusal() {
-            Some(code) => Some((code, raw.map(str::to_owned))),
-            None if expired => Some((ErrorCode::CertificateExpired, None)),
-            None if not_yet => Some((ErrorCode::NoCertificate, None)),
-            None => None,
-        };
-        if let Some((code, provider_code)) = reason {
-            if weight(code) > weight(refusal.code) {
-                let message =
-                    format!("the signer's VNPT SmartCA certificate is unusable ({code:?})");
-                refusal = Failure {
-                    code,
-                    provider_code,
-                    message,
-                };
-            }
-            continue;
-        }
-        let service = match cert.service_type.as_deref().map(str::trim) {
-            Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_PERSON) => 0,
-            Some(s) if s.eq_ignore_ascii_case(wire::SERVICE_SEAL) => 1,
-            _ => 2,
-        };
-        let rank = (
-            status != CertStatus::Active,
-            service,
-            Reverse(validity.map(|v| v.1)),
-        );
-        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
-            best = Some((rank, Chosen { serial, bundle }));
-        }
-    }
-    best.map(|(_, chosen)| chosen).ok_or(refusal)
-}
-
-/// Smaller is better: known-active first, then the service, then the later expiry.
-type Rank = (bool, u8, Reverse<Option<DateTime<Utc>>>);
-
-/// A locked account is what the user can act on, so it wins over the other refusals.
-fn weight(code: ErrorCode) -> u8 {
-    match code {
-        ErrorCode::PinBlocked => 3,
-        ErrorCode::RevokedCertificate => 2,
-        ErrorCode::CertificateExpired => 1,
-        _ => 0,
     }
 }
 

@@ -1,5 +1,7 @@
+use super::choose::Chosen;
 use super::*;
 use base64::prelude::{Engine, BASE64_STANDARD};
+use chrono::DateTime;
 use der::Decode;
 
 const NOW: &str = "2026-06-01T00:00:00Z";
