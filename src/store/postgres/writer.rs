@@ -20,6 +20,7 @@
 mod apply;
 mod create;
 mod outbox;
+mod unanswered;
 
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
@@ -91,24 +92,41 @@ pub(super) async fn run(pool: PgPool, instance: String, mut rx: mpsc::Receiver<O
         let changes: Vec<&Change> = ops.iter().map(|op| &op.change).collect();
         match write(&pool, &instance, &changes).await {
             Ok(results) => answer(&pool, ops, results).await,
-            // The commit's outcome is unknown (the connection went during COMMIT): running
-            // the changes again could misreport a committed change as lost to another writer.
-            Err(Failed::Commit(e)) => ops
-                .into_iter()
-                .for_each(|op| fail(op.reply, copy_error(&e))),
+            // The commit's answer never came: read back whether it was written.
+            Err(Failed::Commit(e, staged)) => settle(&pool, ops, e, staged).await,
             Err(Failed::Before(e)) if ops.len() > 1 => {
                 tracing::warn!(error = %e, writes = ops.len(), "PostgreSQL write batch failed; retrying each write alone");
                 for op in ops {
                     let result = write(&pool, &instance, &[&op.change]).await;
                     match result {
                         Ok(results) => answer(&pool, vec![op], results).await,
-                        Err(Failed::Before(e) | Failed::Commit(e)) => fail(op.reply, e),
+                        Err(Failed::Commit(e, staged)) => settle(&pool, vec![op], e, staged).await,
+                        Err(Failed::Before(e)) => fail(op.reply, e),
                     }
                 }
             }
             Err(Failed::Before(e)) => ops
                 .into_iter()
                 .for_each(|op| fail(op.reply, copy_error(&e))),
+        }
+    }
+}
+
+/// Answers the callers of a batch whose COMMIT got no answer, from what the outbox says.
+async fn settle(pool: &PgPool, ops: Vec<Op>, e: StoreError, staged: Vec<(Done, Option<Event>)>) {
+    let events: Vec<&Event> = staged.iter().filter_map(|(_, ev)| ev.as_ref()).collect();
+    match unanswered::committed(pool, &events).await {
+        Ok(true) => {
+            tracing::warn!(error = %e, writes = ops.len(), "a COMMIT got no answer but was written; answering from the read-back");
+            answer(pool, ops, staged).await
+        }
+        Ok(false) => ops
+            .into_iter()
+            .for_each(|op| fail(op.reply, copy_error(&e))),
+        Err(unknown) => {
+            tracing::error!(error = %e, read_back = %unknown, "a COMMIT got no answer and the outbox could not be read back");
+            ops.into_iter()
+                .for_each(|op| fail(op.reply, copy_error(&e)))
         }
     }
 }
@@ -146,10 +164,10 @@ async fn answer(pool: &PgPool, ops: Vec<Op>, results: Vec<(Done, Option<Event>)>
 }
 
 /// Why a batch failed: before its COMMIT was sent (nothing was written), or at the COMMIT
-/// (it may or may not have been written).
+/// (it may or may not have been written; what it would have come to is kept to answer with).
 enum Failed {
     Before(StoreError),
-    Commit(StoreError),
+    Commit(StoreError, Vec<(Done, Option<Event>)>),
 }
 
 /// Writes `changes` in one transaction; returns what each came to, with its event.
@@ -163,8 +181,11 @@ async fn write(
     let (done, events) = stage(&mut tx, instance, changes)
         .await
         .map_err(Failed::Before)?;
-    tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;
-    Ok(done.into_iter().zip(events).collect())
+    let results: Vec<(Done, Option<Event>)> = done.into_iter().zip(events).collect();
+    match tx.commit().await {
+        Ok(()) => Ok(results),
+        Err(e) => Err(Failed::Commit(e.into(), results)),
+    }
 }
 
 /// Runs the batch's statements inside its transaction.

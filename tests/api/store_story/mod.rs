@@ -8,6 +8,7 @@
 //! and dropped connections). The helpers shared by them live here.
 
 mod batches;
+mod commit_unanswered;
 mod contract;
 mod fan_in;
 mod leases;
