@@ -50,7 +50,8 @@ pub(super) fn ranges(config: &Config) -> Result<(), ConfigError> {
 
     let r = &config.retention;
     check("retention.finished_days", r.finished_days, 0..=36_500)?;
-    check("retention.batch", r.batch, 1..=100_000)?;
+    // A batch is one statement holding SQLite's write lock: small, so the writer never waits long.
+    check("retention.batch", r.batch, 1..=10_000)?;
     check("retention.interval_s", r.interval_s, 1..=86_400)?;
 
     let e = &config.engine;

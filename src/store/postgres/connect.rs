@@ -94,11 +94,31 @@ const NEEDS_STOP: &[i64] = &[2, 5];
 /// Runs the schema guard, then the migrations it allows.
 async fn migrate(pool: &PgPool, allowed: Migrations) -> Result<(), StoreError> {
     let migrator = sqlx::migrate!("./migrations/postgres");
+    // Instances starting together take turns: the guard reads a finished migration, never one
+    // half applied by a peer. Released with the connection's session at the end.
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('kyso schema guard'))")
+        .execute(&mut *conn)
+        .await?;
+    let result = guarded(&mut conn, &migrator, allowed).await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('kyso schema guard'))")
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn guarded(
+    conn: &mut sqlx::PgConnection,
+    migrator: &sqlx::migrate::Migrator,
+    allowed: Migrations,
+) -> Result<(), StoreError> {
     let has_table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let applied: Vec<i64> = if has_table {
-        sqlx::query_scalar(schema::APPLIED).fetch_all(pool).await?
+        sqlx::query_scalar(schema::APPLIED)
+            .fetch_all(&mut *conn)
+            .await?
     } else {
         Vec::new()
     };
@@ -109,14 +129,14 @@ async fn migrate(pool: &PgPool, allowed: Migrations) -> Result<(), StoreError> {
             "SELECT count(*) FROM sessions WHERE lease_owner IS NOT NULL
              AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
         )
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?
     };
     let found = schema::Found {
         applied: &applied,
         live_leases,
     };
-    schema::check(&migrator, NEEDS_STOP, &found, allowed)?;
-    migrator.run(pool).await?;
+    schema::check(migrator, NEEDS_STOP, &found, allowed)?;
+    migrator.run(&mut *conn).await?;
     Ok(())
 }

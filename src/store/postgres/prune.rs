@@ -12,8 +12,9 @@ pub(super) async fn run(pool: &PgPool, cut: Cutoffs) -> Result<Pruned, StoreErro
     let batch = i64::from(cut.batch);
     let events = sqlx::query(
         "DELETE FROM outbox o USING
-           (SELECT tenant, seq FROM outbox WHERE created_at < $1 ORDER BY created_at LIMIT $2) gone
-         WHERE o.tenant = gone.tenant AND o.seq = gone.seq",
+           (SELECT tenant, seq FROM outbox WHERE created_at < $1 ORDER BY created_at LIMIT $2
+              FOR UPDATE SKIP LOCKED) gone
+         WHERE o.tenant = gone.tenant AND o.seq = gone.seq AND o.created_at < $1",
     )
     .bind(finished)
     .bind(batch)
@@ -28,15 +29,18 @@ pub(super) async fn run(pool: &PgPool, cut: Cutoffs) -> Result<Pruned, StoreErro
     let sessions = if older_left {
         0
     } else {
+        // Re-checked in the outer WHERE: under READ COMMITTED a row changed meanwhile is
+        // judged again by it, not by the subquery.
         sqlx::query(
             "DELETE FROM sessions WHERE id IN
                (SELECT id FROM sessions
                  WHERE next_check_at IS NULL AND expires_at < $1
-                   AND (body::jsonb ->> 'completed_at')::timestamptz
-                       < to_timestamp($1::double precision / 1000)
-                 ORDER BY expires_at LIMIT $2)",
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             AND next_check_at IS NULL AND expires_at < $1
+             AND (body::jsonb ->> 'completed_at')::timestamptz
+                 < to_timestamp($1::double precision / 1000)",
         )
-        .bind(finished)
+        .bind(ms(cut.sessions()))
         .bind(batch)
         .execute(pool)
         .await?
@@ -44,7 +48,9 @@ pub(super) async fn run(pool: &PgPool, cut: Cutoffs) -> Result<Pruned, StoreErro
     };
     let bundles = sqlx::query(
         "DELETE FROM cert_bundles WHERE digest IN
-           (SELECT digest FROM cert_bundles WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+           (SELECT digest FROM cert_bundles WHERE created_at < $1 ORDER BY created_at LIMIT $2
+              FOR UPDATE SKIP LOCKED)
+         AND created_at < $1",
     )
     .bind(ms(cut.bundles))
     .bind(batch)

@@ -93,14 +93,16 @@ pub(super) async fn run(pool: PgPool, instance: String, mut rx: mpsc::Receiver<O
         match write(&pool, &instance, &changes).await {
             Ok(results) => answer(&pool, ops, results).await,
             // The commit's answer never came: read back whether it was written.
-            Err(Failed::Commit(e, staged)) => settle(&pool, ops, e, staged).await,
+            Err(Failed::Commit(e, xid, staged)) => settle(&pool, ops, e, xid, staged).await,
             Err(Failed::Before(e)) if ops.len() > 1 => {
                 tracing::warn!(error = %e, writes = ops.len(), "PostgreSQL write batch failed; retrying each write alone");
                 for op in ops {
                     let result = write(&pool, &instance, &[&op.change]).await;
                     match result {
                         Ok(results) => answer(&pool, vec![op], results).await,
-                        Err(Failed::Commit(e, staged)) => settle(&pool, vec![op], e, staged).await,
+                        Err(Failed::Commit(e, xid, staged)) => {
+                            settle(&pool, vec![op], e, xid, staged).await
+                        }
                         Err(Failed::Before(e)) => fail(op.reply, e),
                     }
                 }
@@ -112,19 +114,32 @@ pub(super) async fn run(pool: PgPool, instance: String, mut rx: mpsc::Receiver<O
     }
 }
 
-/// Answers the callers of a batch whose COMMIT got no answer, from what the outbox says.
-async fn settle(pool: &PgPool, ops: Vec<Op>, e: StoreError, staged: Vec<(Done, Option<Event>)>) {
-    let events: Vec<&Event> = staged.iter().filter_map(|(_, ev)| ev.as_ref()).collect();
-    match unanswered::committed(pool, &events).await {
+/// Answers the callers of a batch whose COMMIT got no answer, from what PostgreSQL says
+/// became of its transaction `xid`.
+async fn settle(
+    pool: &PgPool,
+    ops: Vec<Op>,
+    e: StoreError,
+    xid: i64,
+    staged: Vec<(Done, Option<Event>)>,
+) {
+    let wrote = staged.iter().any(|(_, ev)| ev.is_some());
+    let outcome = if wrote {
+        unanswered::committed(pool, xid).await
+    } else {
+        unanswered::no_write();
+        Ok(true)
+    };
+    match outcome {
         Ok(true) => {
-            tracing::warn!(error = %e, writes = ops.len(), "a COMMIT got no answer but was written; answering from the read-back");
+            tracing::warn!(error = %e, writes = ops.len(), "a COMMIT got no answer but was written; answering from its transaction's status");
             answer(pool, ops, staged).await
         }
         Ok(false) => ops
             .into_iter()
             .for_each(|op| fail(op.reply, copy_error(&e))),
         Err(unknown) => {
-            tracing::error!(error = %e, read_back = %unknown, "a COMMIT got no answer and the outbox could not be read back");
+            tracing::error!(error = %e, status = %unknown, "a COMMIT got no answer and its outcome is unknown");
             ops.into_iter()
                 .for_each(|op| fail(op.reply, copy_error(&e)))
         }
@@ -167,7 +182,7 @@ async fn answer(pool: &PgPool, ops: Vec<Op>, results: Vec<(Done, Option<Event>)>
 /// (it may or may not have been written; what it would have come to is kept to answer with).
 enum Failed {
     Before(StoreError),
-    Commit(StoreError, Vec<(Done, Option<Event>)>),
+    Commit(StoreError, i64, Vec<(Done, Option<Event>)>),
 }
 
 /// Writes `changes` in one transaction; returns what each came to, with its event.
@@ -178,13 +193,18 @@ async fn write(
 ) -> Result<Vec<(Done, Option<Event>)>, Failed> {
     let mut conn = pool.acquire().await.map_err(|e| Failed::Before(e.into()))?;
     let mut tx = conn.begin().await.map_err(|e| Failed::Before(e.into()))?;
+    // Asked after a COMMIT that gets no answer (see `unanswered`).
+    let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| Failed::Before(e.into()))?;
     let (done, events) = stage(&mut tx, instance, changes)
         .await
         .map_err(Failed::Before)?;
     let results: Vec<(Done, Option<Event>)> = done.into_iter().zip(events).collect();
     match tx.commit().await {
         Ok(()) => Ok(results),
-        Err(e) => Err(Failed::Commit(e.into(), results)),
+        Err(e) => Err(Failed::Commit(e.into(), xid, results)),
     }
 }
 

@@ -33,7 +33,7 @@ pub(super) async fn run(pool: &SqlitePool, cut: Cutoffs) -> Result<Pruned, Store
                    AND unixepoch(json_extract(body, '$.completed_at'), 'subsec') * 1000 < ?1
                  ORDER BY expires_at LIMIT ?2)",
         )
-        .bind(finished)
+        .bind(ms(cut.sessions()))
         .bind(batch)
         .execute(pool)
         .await?

@@ -4,7 +4,7 @@
 //! outbox back and answers its caller with what really happened.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -23,28 +23,42 @@ const LOSE_ANSWER: u8 = 1;
 /// The next COMMIT never reaches the server (the connection closes: PostgreSQL rolls back).
 const LOSE_COMMIT: u8 = 2;
 
-/// A TCP proxy to `upstream`; `mode` arms it for one COMMIT.
-async fn proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicU8>) {
+/// A TCP proxy to `upstream`; `mode` arms it for one COMMIT; `dropped` counts the answer
+/// bytes it kept from the client.
+async fn proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicU8>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mode = Arc::new(AtomicU8::new(IDLE));
-    let armed = Arc::clone(&mode);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (armed, counted) = (Arc::clone(&mode), Arc::clone(&dropped));
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let Ok(server) = TcpStream::connect(upstream).await else {
                 continue;
             };
-            tokio::spawn(relay(client, server, Arc::clone(&armed)));
+            tokio::spawn(relay(
+                client,
+                server,
+                Arc::clone(&armed),
+                Arc::clone(&counted),
+            ));
         }
     });
-    (addr, mode)
+    (addr, mode, dropped)
 }
 
-async fn relay(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    mode: Arc<AtomicU8>,
+    dropped: Arc<AtomicUsize>,
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    // Set before the COMMIT goes on: from then on nothing the server says reaches the client.
+    let discard = Arc::new(AtomicBool::new(false));
     let cut = Arc::new(tokio::sync::Notify::new());
-    let cut_up = Arc::clone(&cut);
+    let (discard_up, cut_up) = (Arc::clone(&discard), Arc::clone(&cut));
     let up = async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -53,16 +67,16 @@ async fn relay(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
-            let is_commit = chunk.windows(7).any(|w| w == b"COMMIT\0");
-            if is_commit {
+            if chunk.windows(7).any(|w| w == b"COMMIT\0") {
                 match mode.swap(IDLE, Ordering::SeqCst) {
                     LOSE_ANSWER => {
+                        discard_up.store(true, Ordering::SeqCst);
                         let _ = server_write.write_all(chunk).await;
-                        cut_up.notify_one();
-                        // Keep the server side open until its answer is read and dropped.
+                        // The server side stays open until its answer is read and dropped.
                         return;
                     }
                     LOSE_COMMIT => {
+                        discard_up.store(true, Ordering::SeqCst);
                         cut_up.notify_one();
                         return;
                     }
@@ -80,6 +94,11 @@ async fn relay(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
             tokio::select! {
                 read = server_read.read(&mut buf) => match read {
                     Ok(0) | Err(_) => return,
+                    Ok(n) if discard.load(Ordering::SeqCst) => {
+                        dropped.fetch_add(n, Ordering::SeqCst);
+                        let _ = client_write.shutdown().await;
+                        return;
+                    }
                     Ok(n) => {
                         if client_write.write_all(&buf[..n]).await.is_err() {
                             return;
@@ -87,8 +106,6 @@ async fn relay(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
                     }
                 },
                 _ = cut.notified() => {
-                    // Give the server a moment to commit and answer; the answer is dropped.
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     let _ = client_write.shutdown().await;
                     return;
                 }
@@ -99,14 +116,7 @@ async fn relay(client: TcpStream, server: TcpStream, mode: Arc<AtomicU8>) {
 }
 
 /// The store through a proxy, and a session created through it (a COMMIT answered).
-async fn through_proxy(
-    test: &str,
-) -> Option<(
-    crate::pg::TestDb,
-    Arc<dyn Store>,
-    Arc<AtomicU8>,
-    kyso::domain::Session,
-)> {
+async fn through_proxy(test: &str) -> Option<Proxied> {
     let db = fresh_db(test).await?;
     let rest = db
         .url
@@ -119,19 +129,41 @@ async fn through_proxy(
         .expect("resolve")
         .next()
         .expect("an address");
-    let (addr, mode) = proxy(upstream).await;
+    let (addr, mode, dropped) = proxy(upstream).await;
     let url = format!("postgres://{auth}@{addr}/{name}?sslmode=disable");
     let store = store::open(&url, &instance(test, 5000))
         .await
         .expect("open");
     let s = session("t1", "001099500001", "r");
     store.create(&new(&s, None, 1, true)).await.expect("create");
-    Some((db, store, mode, s))
+    Some(Proxied {
+        _db: db,
+        store,
+        mode,
+        dropped,
+        session: s,
+    })
+}
+
+struct Proxied {
+    _db: crate::pg::TestDb,
+    store: Arc<dyn Store>,
+    mode: Arc<AtomicU8>,
+    dropped: Arc<AtomicUsize>,
+    session: kyso::domain::Session,
 }
 
 #[tokio::test]
 async fn a_commit_written_but_unanswered_is_reported_as_written() {
-    let Some((_db, store, mode, s)) = through_proxy("commit_lost_answer").await else {
+    let Some(Proxied {
+        store,
+        mode,
+        dropped,
+        session: s,
+        _db: _keep_the_database,
+        ..
+    }) = through_proxy("commit_lost_answer").await
+    else {
         return;
     };
     let mut signed = s.clone();
@@ -150,6 +182,7 @@ async fn a_commit_written_but_unanswered_is_reported_as_written() {
         .expect("the change was written, so it is reported written")
         .expect("with its event");
     assert_eq!(mode.load(Ordering::SeqCst), IDLE, "the COMMIT was cut");
+    assert!(dropped.load(Ordering::SeqCst) > 0, "its answer was dropped");
     assert_eq!((ev.seq, ev.status), (2, Status::Signed));
     let now = store.get("t1", &s.id).await.expect("get").expect("session");
     assert_eq!(now.status, Status::Signed);
@@ -157,7 +190,14 @@ async fn a_commit_written_but_unanswered_is_reported_as_written() {
 
 #[tokio::test]
 async fn a_commit_never_written_is_reported_failed() {
-    let Some((_db, store, mode, s)) = through_proxy("commit_lost").await else {
+    let Some(Proxied {
+        store,
+        mode,
+        session: s,
+        _db: _keep_the_database,
+        ..
+    }) = through_proxy("commit_lost").await
+    else {
         return;
     };
     let mut signed = s.clone();

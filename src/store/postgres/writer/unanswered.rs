@@ -1,56 +1,55 @@
 //! A COMMIT whose answer never came (the connection went while it was in flight) may have
 //! been written. Failing its callers would then report a committed change as lost and keep
 //! its events from this instance's WebSockets until a reconnect; retrying it would write the
-//! change twice. So the batch's first event is read back from the outbox on a fresh
-//! connection: there means the whole transaction committed (its callers get their results and
-//! events), absent means nothing did (they get the error). `kyso_postgres_commit_unanswered_total`
-//! counts each case by outcome.
+//! change twice. So every batch notes its transaction id before it writes, and after a lost
+//! answer the writer asks PostgreSQL what became of it (`txid_status`) on a fresh connection:
+//! committed means its callers get their results and events, aborted means the error, in
+//! progress (the old backend still finishing) means ask again a moment later.
+//! `kyso_postgres_commit_unanswered_total{outcome}` counts each case.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::store::{Event, StoreError};
+use crate::store::StoreError;
 
-/// Read-back attempts, this far apart, before the outcome is given up as unknown.
-const ATTEMPTS: u32 = 5;
+/// Questions, this far apart, before the outcome is given up as unknown (~3 s).
+const ATTEMPTS: u32 = 15;
 const APART: Duration = Duration::from_millis(200);
 
-/// Whether the transaction that would have written `events` committed: `Ok(true)` when its
-/// first event is in the outbox (or it wrote none, so its outcome changes nothing),
-/// `Ok(false)` when it is not, `Err` when the database could not be asked.
-pub(super) async fn committed(pool: &PgPool, events: &[&Event]) -> Result<bool, StoreError> {
-    let Some(first) = events.first() else {
-        count("no_events");
-        return Ok(true);
-    };
-    let mut last = None;
+/// Whether transaction `xid` committed: `Ok(true)` committed, `Ok(false)` aborted, `Err` when
+/// PostgreSQL could not say in time.
+pub(super) async fn committed(pool: &PgPool, xid: i64) -> Result<bool, StoreError> {
+    let mut last = String::from("no answer");
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(APART).await;
         }
-        let found = sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE tenant = $1 AND seq = $2 AND session_id = $3)",
-        )
-        .bind(&*first.tenant)
-        .bind(first.seq)
-        .bind(first.session_id.as_str())
-        .fetch_one(pool)
-        .await;
-        match found {
-            Ok(true) => {
+        let status = sqlx::query_scalar::<_, Option<String>>("SELECT txid_status($1)")
+            .bind(xid)
+            .fetch_one(pool)
+            .await;
+        match status.as_ref().map(|s| s.as_deref()) {
+            Ok(Some("committed")) => {
                 count("committed");
                 return Ok(true);
             }
-            Ok(false) => {
+            Ok(Some("aborted")) => {
                 count("lost");
                 return Ok(false);
             }
-            Err(e) => last = Some(e),
+            Ok(Some(other)) => last = format!("transaction {xid} is {other}"),
+            Ok(None) => last = format!("transaction {xid} is too old to say"),
+            Err(e) => last = e.to_string(),
         }
     }
     count("unknown");
-    Err(last.map_or_else(|| StoreError::Batch("no answer".into()), StoreError::from))
+    Err(StoreError::Batch(last))
+}
+
+/// A batch whose results do not depend on its COMMIT (it wrote nothing).
+pub(super) fn no_write() {
+    count("no_events");
 }
 
 fn count(outcome: &'static str) {
