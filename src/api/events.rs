@@ -106,16 +106,23 @@ pub async fn events(
                 app.sockets.limit()
             ),
         })?;
+    let store = app.engine.outbox();
+    // Subscribe before the upgrade completes so no event slips between replay and live.
+    let live = app.engine.subscribe();
+    // A live-only stream starts at the tenant's newest event as of now, read after subscribing
+    // and before the client hears the upgrade: every event committed after it connected is
+    // sent, even one whose broadcast comes late.
+    let after = match p.after {
+        Some(after) => after,
+        None => store.last_seq(&tenant_id).await?,
+    };
     let sub = Subscription {
         tenant: tenant_id,
-        after: p.after,
+        after: Some(after),
         session,
         ping_every: Duration::from_secs(app.config.events.ping_interval_s),
         send_timeout: Duration::from_secs(app.config.events.send_timeout_s),
     };
-    let store = app.engine.outbox();
-    // Subscribe before the upgrade completes so no event slips between replay and live.
-    let live = app.engine.subscribe();
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
