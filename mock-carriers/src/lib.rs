@@ -193,6 +193,20 @@ impl MockCarriers {
         self.shared.pki.public_url()
     }
 
+    /// `(pushes sent, pushes answered)`, waiting up to `within` until every push sent so far
+    /// has been answered (or failed): then no push of an earlier decision is on its way.
+    pub async fn pushes_settled(&self, within: Duration) -> (u64, u64) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            self.shared.settle();
+            let (sent, answered) = self.shared.webhooks.counts();
+            if sent == answered || tokio::time::Instant::now() >= deadline {
+                return (sent, answered);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Changes (or clears) the default SmartCA account's webhook target; the dev stack learns
     /// the gateway's port only after the mock starts.
     pub fn set_smartca_webhook_url(&self, url: Option<String>) {

@@ -60,18 +60,18 @@ enum End {
 /// API and reconnects without `?after` (or after the oldest kept).
 pub const PRUNED_CLOSE: u16 = 4410;
 
-/// `Some(End::Pruned)` when events just after `after` are no longer kept.
+/// `Some(End::Pruned)` when events just after `after` are no longer kept. One indexed read
+/// when the stream's next event is kept (the usual case); the tenant's last seq only when it
+/// is not, to tell "pruned" from "not written yet".
 async fn pruned(store: &dyn Store, tenant: &str, after: i64) -> Result<Option<End>, End> {
-    if after >= store.last_seq(tenant).await? {
+    let oldest = store.oldest_seq(tenant).await?;
+    if oldest.is_some_and(|o| o <= after + 1) || after >= store.last_seq(tenant).await? {
         return Ok(None);
     }
-    Ok(match store.oldest_seq(tenant).await? {
-        Some(oldest) if oldest <= after + 1 => None,
-        oldest => Some(End::Pruned {
-            after,
-            oldest: oldest.map_or_else(|| "none".to_owned(), |o| o.to_string()),
-        }),
-    })
+    Ok(Some(End::Pruned {
+        after,
+        oldest: oldest.map_or_else(|| "none".to_owned(), |o| o.to_string()),
+    }))
 }
 
 struct Cursor<'a, S> {

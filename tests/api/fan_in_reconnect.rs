@@ -3,36 +3,27 @@
 //! are written without `pg_notify`, as commits made while the listener was away are heard by
 //! nobody: only the catch-up can publish them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kyso::domain::SessionId;
-use kyso::events::Hub;
-use kyso::store;
 use sqlx::Connection;
 
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::fresh_db;
-use crate::store_story::instance;
+use crate::store_story::fan_in::Pair;
 
 #[tokio::test]
 async fn a_new_tenants_first_events_are_published_after_a_listener_reconnect() {
     let Some(db) = fresh_db("fan-in-reconnect").await else {
         return;
     };
-    let one = store::open(&db.url, &instance("one", 5000))
-        .await
-        .expect("one");
-    let two = store::open(&db.url, &instance("two", 5000))
-        .await
-        .expect("two");
-    let hub = Hub::new(64);
-    let mut rx = hub.subscribe();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let listener = {
-        let two = two.clone();
-        tokio::spawn(async move { two.fan_in(Arc::new(hub), stop).await })
-    };
+    let Pair {
+        one,
+        mut rx,
+        stop_tx,
+        listener,
+        ..
+    } = Pair::open(&db.url).await;
     // Once an event of another tenant is heard, the first catch-up is over.
     let mut heard = None;
     for _ in 0..50 {

@@ -8,24 +8,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kyso::domain::{Session, Status};
-use kyso::store::{self, Change, Event, Held, Store, StoreError};
+use kyso::store::{self, Event, Held, Store, StoreError};
 
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::fresh_db;
-use crate::store_story::{instance, sqlite_store};
+use crate::store_story::{instance, move_from_pending, sqlite_store};
 
 /// Writes `s` moved from pending to awaiting_user under `lease`.
 async fn step(store: &dyn Store, s: &Session, lease: &Held) -> Result<Option<Event>, StoreError> {
-    let mut next = s.clone();
-    assert!(next.become_(Status::AwaitingUser, Utc::now()));
-    let change = Change {
-        session: &next,
-        expected: Status::Pending,
-        next_check_at: Some(Utc::now() + chrono::Duration::seconds(10)),
-        work: None,
-        lease: Some(lease),
-    };
-    store.apply(change).await
+    move_from_pending(store, s, Status::AwaitingUser, Some(lease)).await
 }
 
 fn lost(r: Result<impl std::fmt::Debug, StoreError>, what: &str) {

@@ -33,20 +33,8 @@ impl TestApp {
     /// `(pushes sent, pushes answered)` by the mock, once every push sent so far has been
     /// answered (or failed): kyso has handled every push of the decisions made before.
     pub async fn pushes_settled(&self) -> (u64, u64) {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let stats = self.mock_json(reqwest::Method::GET, "/admin/stats").await;
-            let n = |k: &str| {
-                stats[k]
-                    .as_u64()
-                    .unwrap_or_else(|| panic!("no {k} in {stats}"))
-            };
-            let (sent, answered) = (n("pushes_sent"), n("pushes_answered"));
-            if sent == answered || tokio::time::Instant::now() > deadline {
-                return (sent, answered);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let within = std::time::Duration::from_secs(20);
+        self.mock.carriers.pushes_settled(within).await
     }
 
     /// Every phone request the mock holds for `signer`, whatever its status (no waiting).

@@ -71,23 +71,9 @@ pub async fn spawn_mock_with(tweak: impl FnOnce(&mut MockConfig)) -> TestMock {
 }
 
 impl TestMock {
-    /// `(pushes sent, pushes answered)` from `/admin/stats`, once every push sent so far has
-    /// been answered (or failed): no push of an earlier decision is still on its way.
+    /// `(pushes sent, pushes answered)` once no push sent so far is on its way.
     pub async fn pushes_settled(&self) -> (u64, u64) {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let stats = self.get_json("/admin/stats").await;
-            let n = |k: &str| {
-                stats[k]
-                    .as_u64()
-                    .unwrap_or_else(|| panic!("no {k} in {stats}"))
-            };
-            let (sent, answered) = (n("pushes_sent"), n("pushes_answered"));
-            if sent == answered || tokio::time::Instant::now() > deadline {
-                return (sent, answered);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.mock.pushes_settled(Duration::from_secs(20)).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Result<reqwest::Response> {

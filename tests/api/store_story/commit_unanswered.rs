@@ -7,13 +7,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use chrono::Utc;
 use kyso::domain::Status;
-use kyso::store::{self, Change, Store};
+use kyso::store::{self, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::instance;
+use super::{instance, move_from_pending};
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::fresh_db;
 
@@ -166,19 +165,9 @@ async fn a_commit_written_but_unanswered_is_reported_as_written() {
     else {
         return;
     };
-    let mut signed = s.clone();
-    assert!(signed.become_(Status::Signed, Utc::now()));
     mode.store(LOSE_ANSWER, Ordering::SeqCst);
-    let change = Change {
-        session: &signed,
-        expected: Status::Pending,
-        next_check_at: None,
-        work: None,
-        lease: None,
-    };
-    let ev = store
-        .apply(change)
-        .await
+    let signed = move_from_pending(&*store, &s, Status::Signed, None).await;
+    let ev = signed
         .expect("the change was written, so it is reported written")
         .expect("with its event");
     assert_eq!(mode.load(Ordering::SeqCst), IDLE, "the COMMIT was cut");
@@ -200,17 +189,9 @@ async fn a_commit_never_written_is_reported_failed() {
     else {
         return;
     };
-    let mut signed = s.clone();
-    assert!(signed.become_(Status::Signed, Utc::now()));
     mode.store(LOSE_COMMIT, Ordering::SeqCst);
-    let change = Change {
-        session: &signed,
-        expected: Status::Pending,
-        next_check_at: None,
-        work: None,
-        lease: None,
-    };
-    assert!(store.apply(change).await.is_err(), "nothing was written");
+    let signed = move_from_pending(&*store, &s, Status::Signed, None).await;
+    assert!(signed.is_err(), "nothing was written");
     assert_eq!(mode.load(Ordering::SeqCst), IDLE, "the COMMIT was cut");
     let now = store.get("t1", &s.id).await.expect("get").expect("session");
     assert_eq!(now.status, Status::Pending);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyso::events::Hub;
-use kyso::store;
+use kyso::store::{self, Store};
 
 use super::instance;
 use crate::helpers::{new_session as new, smartca_session as session};
@@ -32,24 +32,48 @@ async fn listening(url: &str) {
     }
 }
 
+/// Two instances on one database; the second's fan-in publishes to `rx`.
+pub(crate) struct Pair {
+    pub one: Arc<dyn Store>,
+    pub two: Arc<dyn Store>,
+    pub rx: tokio::sync::broadcast::Receiver<kyso::store::Event>,
+    pub stop_tx: tokio::sync::watch::Sender<bool>,
+    pub listener: tokio::task::JoinHandle<()>,
+}
+
+impl Pair {
+    pub(crate) async fn open(url: &str) -> Self {
+        let one = store::open(url, &instance("one", 5000)).await.expect("one");
+        let two = store::open(url, &instance("two", 5000)).await.expect("two");
+        let hub = Hub::new(64);
+        let rx = hub.subscribe();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let listener = {
+            let two = two.clone();
+            tokio::spawn(async move { two.fan_in(Arc::new(hub), stop).await })
+        };
+        Self {
+            one,
+            two,
+            rx,
+            stop_tx,
+            listener,
+        }
+    }
+}
+
 #[tokio::test]
 async fn each_instance_hears_the_events_another_instance_commits() {
     let Some(db) = fresh_db("fan-in").await else {
         return;
     };
-    let one = store::open(&db.url, &instance("one", 5000))
-        .await
-        .expect("one");
-    let two = store::open(&db.url, &instance("two", 5000))
-        .await
-        .expect("two");
-    let hub = Hub::new(64);
-    let mut rx = hub.subscribe();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let listener = {
-        let two = two.clone();
-        tokio::spawn(async move { two.fan_in(Arc::new(hub), stop).await })
-    };
+    let Pair {
+        one,
+        two,
+        mut rx,
+        stop_tx,
+        listener,
+    } = Pair::open(&db.url).await;
     listening(&db.url).await;
     let s = session("t9", "001099012345", "r");
     one.create(&new(&s, None, 1, false)).await.expect("create");

@@ -10,7 +10,7 @@
 mod batches;
 mod commit_unanswered;
 mod contract;
-mod fan_in;
+pub(crate) mod fan_in;
 mod leases;
 mod postgres_plans;
 mod postgres_server;
@@ -155,14 +155,27 @@ async fn to_awaiting(store: &dyn Store, s: &Session) {
 
 /// Writes `s` moved from pending to awaiting_user (next checked in ten seconds).
 async fn apply_awaiting(store: &dyn Store, s: &Session) -> Result<Option<Event>, StoreError> {
+    move_from_pending(store, s, Status::AwaitingUser, None).await
+}
+
+/// Writes `s` moved from pending to `to` (under `lease`, if given): checked again in ten
+/// seconds while unfinished, never once terminal.
+pub(crate) async fn move_from_pending(
+    store: &dyn Store,
+    s: &Session,
+    to: Status,
+    lease: Option<&Held>,
+) -> Result<Option<Event>, StoreError> {
     let mut next = s.clone();
-    assert!(next.become_(Status::AwaitingUser, Utc::now()));
+    assert!(next.become_(to, Utc::now()));
+    let next_check_at =
+        (!next.status.is_terminal()).then(|| Utc::now() + chrono::Duration::seconds(10));
     let change = Change {
         session: &next,
         expected: Status::Pending,
-        next_check_at: Some(Utc::now() + chrono::Duration::seconds(10)),
+        next_check_at,
         work: None,
-        lease: None,
+        lease,
     };
     store.apply(change).await
 }

@@ -8,9 +8,9 @@ use chrono::Utc;
 use kyso::config::RetentionConfig;
 use kyso::domain::Status;
 use kyso::store::prune::{Cutoffs, Pruned};
-use kyso::store::{Change, Store};
+use kyso::store::Store;
 
-use super::{on_both_stores, postgres_store, sqlite_store};
+use super::{move_from_pending, on_both_stores, postgres_store, sqlite_store};
 use crate::helpers::{new_session as new, smartca_session as session};
 
 async fn prunes_what_is_finished_and_old(store: Arc<dyn Store>) {
@@ -19,16 +19,10 @@ async fn prunes_what_is_finished_and_old(store: Arc<dyn Store>) {
     for s in [&done, &open] {
         store.create(&new(s, None, 1, true)).await.expect("create");
     }
-    let mut signed = done.clone();
-    assert!(signed.become_(Status::Signed, Utc::now()));
-    let change = Change {
-        session: &signed,
-        expected: Status::Pending,
-        next_check_at: None,
-        work: None,
-        lease: None,
-    };
-    store.apply(change).await.expect("apply").expect("an event");
+    move_from_pending(&*store, &done, Status::Signed, None)
+        .await
+        .expect("apply")
+        .expect("an event");
     store
         .put_bundle(&"a".repeat(64), "{}")
         .await
@@ -110,16 +104,10 @@ async fn a_pass_repeats_batches_until_nothing_is_left() {
     for i in 0..5 {
         let s = session("t1", &format!("0010993001{i:02}"), "r");
         store.create(&new(&s, None, 1, true)).await.expect("create");
-        let mut s2 = s.clone();
-        s2.become_(Status::Rejected, Utc::now());
-        let change = Change {
-            session: &s2,
-            expected: Status::Pending,
-            next_check_at: None,
-            work: None,
-            lease: None,
-        };
-        store.apply(change).await.expect("apply").expect("event");
+        move_from_pending(&*store, &s, Status::Rejected, None)
+            .await
+            .expect("apply")
+            .expect("event");
     }
     // Sessions expire five minutes after creation: only a cutoff past that finds them.
     let config = RetentionConfig {
