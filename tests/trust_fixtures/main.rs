@@ -94,3 +94,24 @@ pub fn evidence(ocsp: &[&str], crls: &[&str]) -> Evidence {
         crls: crls.iter().map(|f| read(f)).collect(),
     }
 }
+
+/// A verifier's judgement of a fixture signer's signature, against the root.
+pub(crate) trait Judge {
+    /// The judgement of the signature by fixture signer `name` under `policy`.
+    async fn judge_with(
+        &self,
+        name: &str,
+        policy: kyso::verify::RevocationPolicy,
+    ) -> Result<kyso::verify::Verdict, kyso::verify::Refusal>;
+}
+
+impl Judge for kyso::verify::Verifier {
+    async fn judge_with(
+        &self,
+        name: &str,
+        policy: kyso::verify::RevocationPolicy,
+    ) -> Result<kyso::verify::Verdict, kyso::verify::Refusal> {
+        self.verify(&Signed::new(name).check(), &root(), policy)
+            .await
+    }
+}

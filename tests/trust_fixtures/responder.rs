@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kyso::verify::{OnlineOptions, RevocationPolicy, Verifier};
 
-use crate::{dir, root, Signed};
+use crate::{dir, Judge};
 
 /// `openssl ocsp` serving the fixture CA's index on a free loopback port; killed on drop.
 struct Responder {
@@ -75,22 +75,14 @@ async fn openssl_s_own_responder_answers_good_and_revoked_with_our_nonce() {
     };
     let verifier = Verifier::online(&options).expect("client builds");
     let good = verifier
-        .verify(
-            &Signed::new("person").check(),
-            &root(),
-            RevocationPolicy::Require,
-        )
+        .judge_with("person", RevocationPolicy::Require)
         .await
         .expect("person is good");
     assert_eq!(good.verification.revocation, "good");
     let detail = good.verification.revocation_detail.unwrap_or_default();
     assert!(detail.starts_with("OCSP"), "{detail}");
     let refusal = verifier
-        .verify(
-            &Signed::new("revoked").check(),
-            &root(),
-            RevocationPolicy::Require,
-        )
+        .judge_with("revoked", RevocationPolicy::Require)
         .await
         .expect_err("revoked");
     assert_eq!(refusal.code(), "revoked_certificate", "{refusal}");
@@ -112,20 +104,12 @@ async fn an_unreachable_responder_and_crl_leave_prefer_unknown_and_require_refus
     };
     let verifier = Verifier::online(&options).expect("client builds");
     let verdict = verifier
-        .verify(
-            &Signed::new("person").check(),
-            &root(),
-            RevocationPolicy::Prefer,
-        )
+        .judge_with("person", RevocationPolicy::Prefer)
         .await
         .expect("prefer");
     assert_eq!(verdict.verification.revocation, "unknown");
     let refusal = verifier
-        .verify(
-            &Signed::new("person").check(),
-            &root(),
-            RevocationPolicy::Require,
-        )
+        .judge_with("person", RevocationPolicy::Require)
         .await
         .expect_err("require");
     assert_eq!(refusal.code(), "untrusted_certificate");

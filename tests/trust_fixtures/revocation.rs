@@ -9,20 +9,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kyso::verify::{Evidence, Fetch, FetchError, RevocationPolicy, Verifier};
 
-use crate::{dir, evidence, manifest, read, root, Signed};
+use crate::{dir, evidence, manifest, read, root, Judge, Signed};
 
 #[tokio::test]
 async fn every_ocsp_case_of_the_manifest_gets_its_status() {
     for case in manifest().ocsp {
         let name = case.cert.trim_end_matches(".der");
         let verifier = Verifier::offline(evidence(&[&case.response], &[]));
-        let result = verifier
-            .verify(
-                &Signed::new(name).check(),
-                &root(),
-                RevocationPolicy::Prefer,
-            )
-            .await;
+        let result = verifier.judge_with(name, RevocationPolicy::Prefer).await;
         let status = match result {
             Ok(verdict) => verdict.verification.revocation,
             Err(refusal) => refusal.verification.revocation,
@@ -35,11 +29,7 @@ async fn every_ocsp_case_of_the_manifest_gets_its_status() {
 async fn evidence_about_another_certificate_leaves_the_status_unknown() {
     let verifier = Verifier::offline(evidence(&["ocsp-resp-person.der"], &[]));
     let verdict = verifier
-        .verify(
-            &Signed::new("revoked").check(),
-            &root(),
-            RevocationPolicy::Prefer,
-        )
+        .judge_with("revoked", RevocationPolicy::Prefer)
         .await
         .expect("prefer lets it through");
     assert_eq!(verdict.verification.revocation, "unknown");
@@ -54,11 +44,7 @@ async fn evidence_about_another_certificate_leaves_the_status_unknown() {
 async fn policy_require_refuses_a_signature_whose_revocation_is_unknown() {
     let verifier = Verifier::offline(Evidence::default());
     let refusal = verifier
-        .verify(
-            &Signed::new("person").check(),
-            &root(),
-            RevocationPolicy::Require,
-        )
+        .judge_with("person", RevocationPolicy::Require)
         .await
         .expect_err("nothing to establish revocation with");
     assert_eq!(refusal.code(), "untrusted_certificate");
@@ -72,11 +58,7 @@ async fn policy_off_asks_nobody() {
     let fetch = Arc::new(Canned::default());
     let verifier = Verifier::with_fetch(fetch.clone());
     let verdict = verifier
-        .verify(
-            &Signed::new("revoked").check(),
-            &root(),
-            RevocationPolicy::Off,
-        )
+        .judge_with("revoked", RevocationPolicy::Off)
         .await
         .expect("not checked");
     assert_eq!(verdict.verification.revocation, "not_checked");
@@ -121,11 +103,7 @@ async fn a_known_signer_is_answered_from_the_cache_until_next_update() {
     let verifier = Verifier::with_fetch(fetch.clone());
     for _ in 0..3 {
         let verdict = verifier
-            .verify(
-                &Signed::new("person").check(),
-                &root(),
-                RevocationPolicy::Require,
-            )
+            .judge_with("person", RevocationPolicy::Require)
             .await
             .expect("good");
         assert_eq!(verdict.verification.revocation, "good");
@@ -169,22 +147,14 @@ async fn when_ocsp_is_down_the_crl_decides_and_is_fetched_once() {
     });
     let verifier = Verifier::with_fetch(fetch.clone());
     let refusal = verifier
-        .verify(
-            &Signed::new("revoked").check(),
-            &root(),
-            RevocationPolicy::Prefer,
-        )
+        .judge_with("revoked", RevocationPolicy::Prefer)
         .await
         .expect_err("revoked by the CRL");
     assert_eq!(refusal.code(), "revoked_certificate");
     let detail = refusal.verification.revocation_detail.unwrap_or_default();
     assert!(detail.starts_with("CRL"), "{detail}");
     let verdict = verifier
-        .verify(
-            &Signed::new("person").check(),
-            &root(),
-            RevocationPolicy::Prefer,
-        )
+        .judge_with("person", RevocationPolicy::Prefer)
         .await
         .expect("good by the same CRL");
     assert_eq!(verdict.verification.revocation, "good");
@@ -249,11 +219,7 @@ async fn a_response_to_another_request_is_refused_by_its_nonce() {
         ..Canned::default()
     });
     let verdict = Verifier::with_fetch(fetch)
-        .verify(
-            &Signed::new("person").check(),
-            &root(),
-            RevocationPolicy::Prefer,
-        )
+        .judge_with("person", RevocationPolicy::Prefer)
         .await
         .expect("prefer");
     assert_eq!(verdict.verification.revocation, "unknown");
