@@ -17,6 +17,29 @@ use crate::pg::fresh_db;
 
 const SESSIONS: usize = 300;
 
+/// Creates a SmartCA session for `signer` with `purpose` on the gateway at `base` (a separate
+/// `kyso` process); answers its id, asserting 201.
+pub(crate) async fn create_at(
+    http: &reqwest::Client,
+    base: &str,
+    signer: &str,
+    purpose: &str,
+) -> String {
+    let resp = http
+        .post(format!("{base}/v1/signatures"))
+        .bearer_auth(KEY)
+        .json(
+            &json!({"provider": "vnpt-smartca", "signer": signer, "purpose": purpose,
+            "digest": digest_of(signer.as_bytes())}),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(resp.status(), 201, "create {signer}");
+    let s: Value = resp.json().await.expect("json");
+    s["id"].as_str().expect("id").to_owned()
+}
+
 pub(crate) struct Instance {
     pub(crate) child: Child,
     pub(crate) base: String,
@@ -112,19 +135,7 @@ async fn three_instances_lose_nothing_and_prompt_once_when_one_is_killed() {
         let base = &bases[n % alive];
         // Ends in 123: an ordinary signer, never one of the mock's behaviour suffixes.
         let signer = format!("00109{n:04}123");
-        let resp = http
-            .post(format!("{base}/v1/signatures"))
-            .bearer_auth(KEY)
-            .json(
-                &json!({"provider": "vnpt-smartca", "signer": signer, "purpose": "sign",
-                "digest": digest_of(signer.as_bytes())}),
-            )
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(resp.status(), 201);
-        let s: Value = resp.json().await.expect("json");
-        ids.push(s["id"].as_str().expect("id").to_owned());
+        ids.push(create_at(&http, base, &signer, "sign").await);
         tokio::time::sleep(Duration::from_millis(u64::from(n as u32 * 7919 % 5))).await;
     }
 

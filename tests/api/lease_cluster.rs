@@ -8,10 +8,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::cluster::start;
-use crate::helpers::{digest_of, root_path, spawn_mock, test_config_toml, KEY};
+use crate::cluster::{create_at, start};
+use crate::helpers::{root_path, spawn_mock, test_config_toml, KEY};
 use crate::pg::fresh_db;
 
 const SESSIONS: usize = 4;
@@ -41,19 +41,7 @@ async fn a_holder_paused_past_its_lease_writes_nothing_when_resumed() {
     let mut ids = Vec::new();
     for n in 0..SESSIONS {
         let signer = format!("00109{n:04}902");
-        let resp = http
-            .post(format!("{}/v1/signatures", a.base))
-            .bearer_auth(KEY)
-            .json(
-                &json!({"provider": "vnpt-smartca", "signer": signer, "purpose": "sign",
-                "digest": digest_of(signer.as_bytes())}),
-            )
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(resp.status(), 201);
-        let s: Value = resp.json().await.expect("json");
-        ids.push(s["id"].as_str().expect("id").to_owned());
+        ids.push(create_at(&http, &a.base, &signer, "sign").await);
     }
     // A's starts are in flight (each answer takes 5 s): freeze A past its 2 s lease.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{digest_of, root_path, spawn_mock, test_config_toml, KEY};
+use crate::helpers::{root_path, spawn_mock, test_config_toml, KEY};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -68,20 +68,7 @@ async fn pending_sessions_resume_after_kill_9_with_one_prompt_each() {
     let signers = ["001099020999", "001099021999", "0101234999"];
     let mut ids = Vec::new();
     for signer in signers {
-        let s: Value = http
-            .post(format!("{base}/v1/signatures"))
-            .bearer_auth(KEY)
-            .json(
-                &json!({"provider": "vnpt-smartca", "signer": signer, "purpose": "register",
-                "digest": digest_of(signer.as_bytes())}),
-            )
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("json");
-        ids.push(s["id"].as_str().expect("id").to_owned());
+        ids.push(crate::cluster::create_at(&http, &base, signer, "register").await);
     }
     // Wait until every request is on a phone, then kill the gateway without warning.
     for id in &ids {
