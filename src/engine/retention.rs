@@ -62,9 +62,7 @@ pub async fn pass(
         ] {
             metrics::counter!("kyso_retention_pruned_total", "kind" => kind).increment(n);
         }
-        all.events += got.events;
-        all.sessions += got.sessions;
-        all.bundles += got.bundles;
+        all += got;
         let full = [got.events, got.sessions, got.bundles]
             .iter()
             .any(|&n| n >= u64::from(cut.batch));

@@ -19,9 +19,11 @@ pub struct Pruned {
     pub bundles: u64,
 }
 
-impl Pruned {
-    pub fn total(&self) -> u64 {
-        self.events + self.sessions + self.bundles
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.sessions += other.sessions;
+        self.bundles += other.bundles;
     }
 }
 

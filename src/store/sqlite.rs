@@ -51,8 +51,7 @@ impl SqliteStore {
     /// Opens the file with `options.lease` as the length of a claim between renewals and
     /// `options.wal_limit` as the WAL size that makes the checkpointer restart the log.
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let (lease, wal_limit) = (options.lease, options.wal_limit);
-        let options_in = options;
+        let (lease, wal_limit, migrations) = (options.lease, options.wal_limit, options.migrations);
         let options = connect_options(url)?;
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -84,7 +83,7 @@ impl SqliteStore {
             applied: &applied,
             live_leases: 0,
         };
-        super::schema::check(&migrator, &[], &found, options_in.migrations)?;
+        super::schema::check(&migrator, &[], &found, migrations)?;
         migrator.run(&writer).await?;
         // Claims of a previous run: nobody works on those sessions any more.
         sqlx::query("UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1")

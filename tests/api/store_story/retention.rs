@@ -53,9 +53,7 @@ async fn prunes_what_is_finished_and_old(store: Arc<dyn Store>) {
             let left = store.oldest_seq("t1").await.expect("oldest");
             assert_eq!(left, None, "a session went while events were left: {got:?}");
         }
-        all.events += got.events;
-        all.sessions += got.sessions;
-        all.bundles += got.bundles;
+        all += got;
     }
     assert_eq!(
         all,
