@@ -60,12 +60,19 @@ enum End {
 /// API and reconnects without `?after` (or after the oldest kept).
 pub const PRUNED_CLOSE: u16 = 4410;
 
-/// `Some(End::Pruned)` when events just after `after` are no longer kept. One indexed read
-/// when the stream's next event is kept (the usual case); the tenant's last seq only when it
-/// is not, to tell "pruned" from "not written yet".
+/// `Some(End::Pruned)` when events just after `after` are no longer kept.
+///
+/// The tenant's last seq is read first: when it is past `after`, event `after + 1` was
+/// committed by then, and only retention removes a committed event, so the oldest kept
+/// (read next) says whether it is still there. Read the other way round, an event committed
+/// between the two reads made a fresh stream look pruned (oldest: none, last: 1) and closed
+/// it before its first event.
 async fn pruned(store: &dyn Store, tenant: &str, after: i64) -> Result<Option<End>, End> {
+    if after >= store.last_seq(tenant).await? {
+        return Ok(None);
+    }
     let oldest = store.oldest_seq(tenant).await?;
-    if oldest.is_some_and(|o| o <= after + 1) || after >= store.last_seq(tenant).await? {
+    if oldest.is_some_and(|o| o <= after + 1) {
         return Ok(None);
     }
     Ok(Some(End::Pruned {
