@@ -20,12 +20,15 @@ impl TokenBucket {
     }
 
     /// A bucket for calls to a provider whose limit is "at most `rate_per_s` in any second":
-    /// a small burst (a twentieth of the rate) and a refill slowed by twice as much, so a full
-    /// bucket plus one second of refill stays under the limit with a twentieth to spare for
-    /// calls that leave a little after their token was taken (a start's second call).
-    pub fn per_second_window(rate_per_s: u32) -> Self {
+    /// a small burst (a twentieth of the rate, at least `min_burst`: the calls one operation
+    /// takes at once, or it could never start) and a refill slowed by twice the burst, so a
+    /// full bucket plus one second of refill stays under the limit with room for calls that
+    /// leave a little after their token was taken (a start's second call). Below 4 × the
+    /// burst (under ~4 calls/s) the refill stays at 1/s and the first second may see one call
+    /// over.
+    pub fn per_second_window(rate_per_s: u32, min_burst: u32) -> Self {
         let rate = rate_per_s.max(1);
-        let burst = (rate / 20).max(1);
+        let burst = (rate / 20).max(min_burst).max(1);
         let mut bucket = Self::new(rate, burst);
         bucket.rate_per_s = f64::from(rate.saturating_sub(2 * burst).max(1));
         bucket
@@ -40,6 +43,24 @@ impl TokenBucket {
         let (tokens, last) = *guard;
         let refilled = tokens + last.elapsed().as_secs_f64() * self.rate_per_s;
         refilled.min(self.burst).floor() as u32
+    }
+
+    /// How long until `n` whole tokens are available (at most the burst), without taking any:
+    /// what a caller out of tokens sleeps instead of asking again and again.
+    pub fn wait_for(&self, n: u32) -> std::time::Duration {
+        self.wait_at(n, Instant::now())
+    }
+
+    fn wait_at(&self, n: u32, now: Instant) -> std::time::Duration {
+        let guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (tokens, last) = *guard;
+        let have =
+            (tokens + now.duration_since(last).as_secs_f64() * self.rate_per_s).min(self.burst);
+        let missing = (f64::from(n).min(self.burst) - have).max(0.0);
+        std::time::Duration::from_secs_f64(missing / self.rate_per_s)
     }
 
     /// Takes a token if one is available.
@@ -88,7 +109,7 @@ mod tests {
         // Three seconds on a simulated clock, a start (two calls) tried every millisecond: every
         // one-second window holds at most the rate, and the bucket gives out what its design
         // says (a twentieth of burst, then the rate less two twentieths per second).
-        let b = TokenBucket::per_second_window(100);
+        let b = TokenBucket::per_second_window(100, 2);
         let t0 = b
             .state
             .lock()
@@ -113,6 +134,54 @@ mod tests {
             (90..=96).contains(&first_second),
             "{first_second} calls in the first second (5 burst + 90 refill)"
         );
+    }
+
+    #[test]
+    fn a_slow_provider_s_bucket_still_holds_a_whole_start() {
+        // 20 calls/s: a twentieth is 1, less than a start's 2 calls; a bucket of 1 would never
+        // start one (it did: a provider at 20/s never signed).
+        let b = TokenBucket::per_second_window(20, 2);
+        let t0 = b
+            .state
+            .lock()
+            .map(|g| g.1)
+            .unwrap_or_else(|p| p.into_inner().1);
+        let mut calls = 0;
+        for ms in 0..1000u64 {
+            if b.take_at(2, t0 + std::time::Duration::from_millis(ms)) {
+                calls += 2;
+            }
+        }
+        assert!(
+            (14..=20).contains(&calls),
+            "{calls} calls in the first second"
+        );
+    }
+
+    #[test]
+    fn the_wait_for_tokens_is_what_the_refill_needs() {
+        let b = TokenBucket::new(100, 10);
+        let t0 = b
+            .state
+            .lock()
+            .map(|g| g.1)
+            .unwrap_or_else(|p| p.into_inner().1);
+        assert_eq!(
+            b.wait_at(10, t0),
+            std::time::Duration::ZERO,
+            "a full bucket"
+        );
+        assert!(b.take_at(10, t0));
+        let ms = |n: u64| std::time::Duration::from_millis(n);
+        let near = |d: std::time::Duration, want: u64| d.abs_diff(ms(want)) < ms(1);
+        assert!(near(b.wait_at(5, t0), 50), "{:?}", b.wait_at(5, t0));
+        assert!(near(b.wait_at(5, t0 + ms(20)), 30));
+        assert!(near(b.wait_at(500, t0), 100), "never more than the burst");
+        // Waiting that long is enough.
+        assert!(b.take_at(
+            5,
+            t0 + b.wait_at(5, t0) + std::time::Duration::from_micros(1)
+        ));
     }
 
     #[test]

@@ -188,6 +188,7 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             ProviderKind::Smartca(cfg) => (Arc::new(SmartCa::new(cfg)?), SignerRule::UserId),
             ProviderKind::Mssp(cfg) => (Arc::new(Mssp::new(id, cfg)?), SignerRule::Msisdn),
         };
+        let rate = TokenBucket::per_second_window(p.rate_per_s, adapter.calls_per_start());
         registry.insert(ProviderEntry {
             id: id.as_str().into(),
             adapter,
@@ -197,12 +198,13 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             default_timeout_s: p.default_timeout_s,
             retry_budget: Duration::from_millis(p.retry_budget_ms),
             in_flight: Arc::new(Semaphore::new(p.max_in_flight.max(1))),
-            rate: TokenBucket::per_second_window(p.rate_per_s),
+            rate,
             breaker: Breaker::new(p.circuit_failures, Duration::from_millis(p.circuit_open_ms)),
             revocation: p.revocation,
             verifier: Arc::clone(verifier),
             callback_auth: p.callback_auth.clone(),
             callback_rate: TokenBucket::new(p.callback_rate_per_s, p.callback_rate_per_s),
+            turn: Default::default(),
         });
     }
     Ok(registry)

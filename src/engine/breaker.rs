@@ -35,6 +35,13 @@ impl Breaker {
         self.lock().open_until.is_none_or(|t| Instant::now() >= t)
     }
 
+    /// How long until an open circuit lets a probe through (zero when it allows calls now).
+    pub fn closed_in(&self) -> Duration {
+        self.lock().open_until.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
+    }
+
     pub fn is_open(&self) -> bool {
         !self.allows()
     }
@@ -76,9 +83,15 @@ mod tests {
         let b = Breaker::new(1, Duration::from_millis(150));
         assert!(b.record(false), "one failure opens a threshold-1 circuit");
         assert!(!b.allows(), "an open circuit refuses calls before its time");
+        let left = b.closed_in();
+        assert!(
+            left > Duration::ZERO && left <= Duration::from_millis(150),
+            "{left:?}"
+        );
         // Waiting for the open time to pass is the behaviour under test; 150 ms is the time.
         std::thread::sleep(Duration::from_millis(200));
         assert!(b.allows(), "a probe goes through after its time");
+        assert_eq!(b.closed_in(), Duration::ZERO);
         assert!(b.record(false), "a failed probe opens it again");
         assert!(!b.allows());
     }

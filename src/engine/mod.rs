@@ -17,6 +17,7 @@ mod callback;
 mod cancel;
 mod certificates;
 mod flights;
+mod pass;
 mod push;
 pub mod registry;
 pub mod retention;
@@ -69,6 +70,8 @@ pub struct Engine {
     /// Starts being sent and cancels under way, so that a cancel withholds a start not yet
     /// sent and waits for one in flight.
     gates: cancel::Gates,
+    /// The (provider, tenant) queues last reported in `/metrics` (see `pass::report_queues`).
+    reported: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Engine {
@@ -88,6 +91,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             bundles: bundles::Bundles::default(),
             gates: cancel::Gates::default(),
+            reported: Mutex::default(),
         })
     }
 

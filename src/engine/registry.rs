@@ -34,6 +34,8 @@ pub struct ProviderEntry {
     pub callback_auth: CallbackAuth,
     /// Bounds the pushes acted on per second; past it they are answered and ignored.
     pub callback_rate: TokenBucket,
+    /// Whose turn it is for the remainder of a pass's fair shares (see `engine::pass`).
+    pub turn: std::sync::atomic::AtomicUsize,
     /// The process's one verifier (shared by every provider, so its caches are too).
     pub verifier: Arc<Verifier>,
 }

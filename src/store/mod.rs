@@ -4,6 +4,7 @@
 //! many instances share the work: due sessions are leased to one instance at a time, and
 //! committed events are announced to every instance with `pg_notify`.
 
+pub mod claim;
 mod lease;
 mod postgres;
 pub mod prune;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Publish, Session, SessionId, Status};
 
+pub use claim::{Claim, Queue};
 pub use lease::{Held, CREATED_EPOCH};
 pub use postgres::PgStore;
 pub use schema::Migrations;
@@ -197,21 +199,20 @@ pub trait Store: Send + Sync {
     async fn replay(&self, new: &NewSession) -> Result<Option<Created>, StoreError>;
     async fn get(&self, tenant: &str, id: &SessionId) -> Result<Option<Session>, StoreError>;
     async fn list(&self, tenant: &str, filter: &ListFilter) -> Result<Vec<Session>, StoreError>;
-    /// Claims unfinished sessions whose `next_check_at` has come, earliest first. On a shared
-    /// database each is leased to this instance until `apply`, `reschedule` or `release`, or
-    /// until the lease expires (the instance died).
-    /// With `only_expired`, only sessions past their deadline, which need no provider call, so
-    /// they end on time even while their provider cannot take work.
-    /// Only sessions of `providers` are claimed (all when empty), so a provider that cannot
-    /// take work now does not fill the claim with rows that must be given back while others
-    /// starve.
+    /// Claims unfinished sessions whose `next_check_at` has come, earliest first, among those
+    /// `claim` names (see [`Claim`]). On a shared database each is leased to this instance
+    /// until `apply`, `reschedule` or `release`, or until the lease expires (the instance died).
     async fn due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        providers: &[String],
-        only_expired: bool,
+        claim: Claim<'_>,
     ) -> Result<Vec<Work>, StoreError>;
+    /// The queues of `provider`: per tenant with unfinished sessions not leased, the earliest
+    /// next check (at most [`claim::MAX_QUEUES`], by tenant id).
+    async fn queues(&self, provider: &str) -> Result<Vec<Queue>, StoreError>;
+    /// The earliest deadline among `provider`'s unfinished sessions.
+    async fn next_expiry(&self, provider: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Extends the leases this instance still works on, from the database's clock. Returns
     /// the ones it no longer holds (another claim took them over): their steps must not write.
     async fn renew(&self, held: &[Held]) -> Result<Vec<SessionId>, StoreError>;
@@ -223,8 +224,6 @@ pub trait Store: Send + Sync {
     /// The store's own background tasks (writers, waker), named, for the application to
     /// supervise: each runs as long as the store. Handed out once; later calls get none.
     fn take_tasks(&self) -> Vec<(&'static str, tokio::task::JoinHandle<()>)>;
-    /// The earliest `next_check_at` of any unfinished session.
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Applies a status change with its event; `None` when the session no longer had
     /// `expected` (someone else changed it first).
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError>;

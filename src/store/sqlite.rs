@@ -7,6 +7,8 @@
 //! stays one index probe. A restart gives every claim back, since one instance owns the file.
 
 mod checkpoint;
+#[cfg(test)]
+mod plans;
 mod prune;
 mod sql;
 mod writer;
@@ -21,10 +23,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::claim::{next_expiry_sql, queues_from, queues_sql, MAX_QUEUES};
 use super::prune::{Cutoffs, Pruned};
 use super::{
-    decode, event_from_row, from_ms, ms, Change, Created, Event, Held, ListFilter, NewSession,
-    PushTarget, StatusWrite, Store, StoreError, StoreOptions, Woken, Work, EVENTS_AFTER,
+    decode, event_from_row, from_ms, ms, Change, Claim, Created, Event, Held, ListFilter,
+    NewSession, PushTarget, Queue, StatusWrite, Store, StoreError, StoreOptions, Woken, Work,
+    EVENTS_AFTER,
 };
 use crate::domain::{Session, SessionId, Status};
 use sql::Woke;
@@ -216,19 +220,16 @@ impl Store for SqliteStore {
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        providers: &[String],
-        only_expired: bool,
+        claim: Claim<'_>,
     ) -> Result<Vec<Work>, StoreError> {
         let (now, until) = (ms(now), ms(now) + self.lease_ms);
-        let providers =
-            serde_json::to_string(providers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let claim = sql::OwnedClaim::of(&claim);
         let rows = self
             .write(|reply| Op::Claim {
                 now,
                 until,
                 limit,
-                providers,
-                only_expired,
+                claim,
                 reply,
             })
             .await?;
@@ -237,13 +238,22 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_check_at) FROM sessions WHERE next_check_at IS NOT NULL",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(v.map(from_ms))
+    /// A claimed session's next check is its lease's end, so every row counts as unleased.
+    async fn queues(&self, provider: &str) -> Result<Vec<Queue>, StoreError> {
+        let rows = sqlx::query_as(&queues_sql(sql::placeholder, "1"))
+            .bind(provider)
+            .bind(MAX_QUEUES)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(queues_from(rows))
+    }
+
+    async fn next_expiry(&self, provider: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(&next_expiry_sql(sql::placeholder))
+            .bind(provider)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(at.map(from_ms))
     }
 
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {

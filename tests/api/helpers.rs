@@ -265,10 +265,15 @@ impl TestApp {
     }
 
     pub async fn get(&self, id: &str, wait: u64) -> Value {
+        self.get_as(KEY, id, wait).await
+    }
+
+    /// Reads a session of the tenant of `key`, long-polling up to `wait` seconds.
+    pub async fn get_as(&self, key: &str, id: &str, wait: u64) -> Value {
         let resp = self
             .http
             .get(self.url(&format!("/v1/signatures/{id}?wait={wait}")))
-            .bearer_auth(KEY)
+            .bearer_auth(key)
             .send()
             .await
             .expect("get");
@@ -278,9 +283,14 @@ impl TestApp {
 
     /// Long-polls until the session is terminal (at most `secs`).
     pub async fn finish(&self, id: &str, secs: u64) -> Value {
+        self.finish_as(KEY, id, secs).await
+    }
+
+    /// [`Self::finish`] for the tenant of `key`.
+    pub async fn finish_as(&self, key: &str, id: &str, secs: u64) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let s = self.get(id, 10).await;
+            let s = self.get_as(key, id, 10).await;
             let status = s["status"].as_str().unwrap_or_default().to_owned();
             if !["pending", "awaiting_user"].contains(&status.as_str())
                 || tokio::time::Instant::now() > deadline

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kyso::domain::{Session, Status};
-use kyso::store::{self, Event, Held, Store, StoreError};
+use kyso::store::{self, Claim, Event, Held, Store, StoreError};
 
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::fresh_db;
@@ -40,11 +40,11 @@ async fn a_lapsed_holder_writes_nothing_and_the_new_holder_keeps_its_lease_on_po
     a.create(&new(&s, None, 1, false)).await.expect("create");
 
     // A claims S, then stalls past its lease; B takes S over.
-    let mut claimed = a.due(Utc::now(), 10, &[], false).await.expect("due");
+    let mut claimed = a.due(Utc::now(), 10, Claim::default()).await.expect("due");
     let held_a = claimed.pop().expect("A claims S").held();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let held_b = b
-        .due(Utc::now(), 10, &[], false)
+        .due(Utc::now(), 10, Claim::default())
         .await
         .expect("due")
         .pop()
@@ -69,7 +69,7 @@ async fn a_lapsed_holder_writes_nothing_and_the_new_holder_keeps_its_lease_on_po
 
     // B's lease survived all of it: nobody else can claim S, and B still holds it.
     assert!(
-        c.due(Utc::now(), 10, &[], false)
+        c.due(Utc::now(), 10, Claim::default())
             .await
             .expect("due")
             .is_empty(),
@@ -92,7 +92,7 @@ async fn a_lapsed_holder_writes_nothing_and_the_new_holder_keeps_its_lease_on_po
         .await
         .expect("release");
     let held_a2 = a
-        .due(Utc::now(), 10, &[], false)
+        .due(Utc::now(), 10, Claim::default())
         .await
         .expect("due")
         .pop()
@@ -120,7 +120,10 @@ async fn sqlite_accepts_a_lease_token_without_comparing_its_epoch() {
         .create(&new(&s, None, 1, false))
         .await
         .expect("create");
-    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let claimed = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     let mut held = claimed[0].held();
     assert!(store
         .renew(std::slice::from_ref(&held))

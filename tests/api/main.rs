@@ -20,6 +20,7 @@ mod lease_cluster;
 mod lease_fencing;
 mod limits;
 mod ops;
+mod overload;
 mod pg;
 mod portal;
 mod probes;

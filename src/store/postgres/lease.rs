@@ -16,7 +16,16 @@ use sqlx::Row;
 
 use super::PgStore;
 use crate::domain::{SessionId, Status};
+use crate::store::claim::{claim_where, Claim};
 use crate::store::{ms, Held, StoreError, Work};
+
+/// A session no instance holds a live lease on (by the database's clock).
+pub(super) const UNLEASED: &str = "(lease_until IS NULL OR lease_until < kyso_now_ms())";
+
+/// PostgreSQL's placeholder for parameter `n`.
+pub(super) fn placeholder(n: u8) -> String {
+    format!("${n}")
+}
 
 /// Matches the rows of `$1` (ids) still leased to `$3` (this instance) with the epochs in `$2`.
 const HELD: &str = "s.id = ANY($1::text[]) AND s.lease_owner = $3
@@ -31,35 +40,36 @@ impl PgStore {
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        providers: &[String],
-        only_expired: bool,
+        claim: Claim<'_>,
     ) -> Result<Vec<Work>, StoreError> {
         let now = ms(now);
-        let mut tx = self.hints.begin().await?;
-        let rows = sqlx::query(
-            // The claimed session keeps its due time: one given back unstarted (its
-            // provider out of tokens) keeps its place in line.
+        let list = |n: String| format!("provider = ANY({n}::text[])");
+        // The claimed session keeps its due time: one given back unstarted (its provider out
+        // of tokens) keeps its place in line.
+        let sql = format!(
             "WITH due AS (
-                 SELECT id FROM sessions
-                 WHERE next_check_at IS NOT NULL AND next_check_at <= $1
-                   AND (lease_until IS NULL OR lease_until < kyso_now_ms())
-                   AND (cardinality($5::text[]) = 0 OR provider = ANY($5::text[]))
-                   AND (NOT $6 OR expires_at <= $1)
-                 ORDER BY next_check_at LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE sessions s SET lease_owner = $3, lease_until = kyso_now_ms() + $4,
+                 SELECT id FROM sessions WHERE {} FOR UPDATE SKIP LOCKED)
+             UPDATE sessions s SET lease_owner = $1, lease_until = kyso_now_ms() + $2,
                  woken = FALSE, lease_epoch = s.lease_epoch + 1
              FROM due WHERE s.id = due.id
              RETURNING s.body, s.work, s.next_check_at, s.lease_epoch, s.status, s.expires_at",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(&self.instance)
-        .bind(self.lease_ms)
-        .bind(providers)
-        .bind(only_expired)
-        .fetch_all(&mut *tx)
-        .await?;
+            claim_where(&claim, placeholder, 3, list, UNLEASED)
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(&self.instance)
+            .bind(self.lease_ms)
+            .bind(now)
+            .bind(i64::from(limit));
+        q = match claim.providers {
+            [] => q,
+            [one] => q.bind(one.as_str()),
+            many => q.bind(many),
+        };
+        if let Some(tenant) = claim.tenant {
+            q = q.bind(tenant);
+        }
+        let mut tx = self.hints.begin().await?;
+        let rows = q.fetch_all(&mut *tx).await?;
         let mut starts = false;
         let mut work = Vec::with_capacity(rows.len());
         for r in &rows {

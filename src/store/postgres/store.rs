@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::lease::{placeholder, UNLEASED};
 use super::{by_key, existing, waker, writer, PgStore};
 use crate::domain::Publish;
 use crate::domain::{Session, SessionId, Status};
+use crate::store::claim::{next_expiry_sql, queues_from, queues_sql, MAX_QUEUES};
 use crate::store::prune::{Cutoffs, Pruned};
 use crate::store::{
-    decode, event_from_row, from_ms, ms, Change, Created, Event, Held, ListFilter, NewSession,
-    PushTarget, StatusWrite, Store, StoreError, Woken, Work, EVENTS_AFTER,
+    decode, event_from_row, from_ms, ms, Change, Claim, Created, Event, Held, ListFilter,
+    NewSession, PushTarget, Queue, StatusWrite, Store, StoreError, Woken, Work, EVENTS_AFTER,
 };
 
 #[async_trait]
@@ -110,10 +112,26 @@ impl Store for PgStore {
         &self,
         now: DateTime<Utc>,
         limit: u32,
-        providers: &[String],
-        only_expired: bool,
+        claim: Claim<'_>,
     ) -> Result<Vec<Work>, StoreError> {
-        self.claim_due(now, limit, providers, only_expired).await
+        self.claim_due(now, limit, claim).await
+    }
+
+    async fn queues(&self, provider: &str) -> Result<Vec<Queue>, StoreError> {
+        let rows = sqlx::query_as(&queues_sql(placeholder, UNLEASED))
+            .bind(provider)
+            .bind(i64::from(MAX_QUEUES))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(queues_from(rows))
+    }
+
+    async fn next_expiry(&self, provider: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(&next_expiry_sql(placeholder))
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(at.map(from_ms))
     }
 
     async fn renew(&self, held: &[Held]) -> Result<Vec<SessionId>, StoreError> {
@@ -122,21 +140,6 @@ impl Store for PgStore {
 
     async fn release(&self, held: &[Held]) -> Result<(), StoreError> {
         self.release_held(held).await
-    }
-
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        // Walks the due index from its start and stops at the first unleased row, instead of
-        // computing over every pending session; sessions leased elsewhere come back through
-        // their holder's write or, if it died, the scheduler's tick.
-        let v: Option<i64> = sqlx::query_scalar(
-            "SELECT next_check_at FROM sessions
-             WHERE next_check_at IS NOT NULL
-               AND (lease_until IS NULL OR lease_until < kyso_now_ms())
-             ORDER BY next_check_at LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(v.map(from_ms))
     }
 
     async fn apply(&self, change: Change<'_>) -> Result<Option<Event>, StoreError> {

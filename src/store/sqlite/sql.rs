@@ -11,6 +11,7 @@ use super::super::{
     StatusWrite, StoreError, SESSION_COLUMNS,
 };
 use crate::domain::{Session, SessionId, Status};
+use crate::store::claim::{claim_where, Claim};
 
 #[path = "sql_wake.rs"]
 mod wake;
@@ -300,30 +301,59 @@ pub(super) async fn reschedule(
     Ok(n > 0)
 }
 
+/// A claim as the writer carries it (owned).
+#[derive(Debug)]
+pub(in crate::store::sqlite) struct OwnedClaim {
+    pub providers: Vec<String>,
+    pub tenant: Option<String>,
+    pub only_expired: bool,
+}
+
+impl OwnedClaim {
+    pub fn of(claim: &Claim<'_>) -> Self {
+        Self {
+            providers: claim.providers.to_vec(),
+            tenant: claim.tenant.map(str::to_owned),
+            only_expired: claim.only_expired,
+        }
+    }
+}
+
+pub(super) fn placeholder(n: u8) -> String {
+    format!("?{n}")
+}
+
 pub(super) async fn claim(
     conn: &mut SqliteConnection,
     now: i64,
     until: i64,
     limit: u32,
-    providers: &str,
-    only_expired: bool,
+    owned: &OwnedClaim,
 ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-    let rows = sqlx::query(
+    let claim = Claim {
+        providers: &owned.providers,
+        tenant: owned.tenant.as_deref(),
+        only_expired: owned.only_expired,
+    };
+    let list = |n: String| format!("provider IN (SELECT value FROM json_each({n}))");
+    let sql = format!(
         "UPDATE sessions SET next_check_at = ?1, claimed = 1, woken = 0
-         WHERE id IN (SELECT id FROM sessions
-                      WHERE next_check_at IS NOT NULL AND next_check_at <= ?2
-                        AND (?4 = '[]' OR provider IN (SELECT value FROM json_each(?4)))
-                        AND (?5 = 0 OR expires_at <= ?2)
-                      ORDER BY next_check_at LIMIT ?3)
+         WHERE id IN (SELECT id FROM sessions WHERE {})
          RETURNING body, work",
-    )
-    .bind(until)
-    .bind(now)
-    .bind(limit)
-    .bind(providers)
-    .bind(only_expired)
-    .fetch_all(&mut *conn)
-    .await?;
+        claim_where(&claim, placeholder, 2, list, "1")
+    );
+    let mut q = sqlx::query(&sql).bind(until).bind(now).bind(limit);
+    q = match claim.providers {
+        [] => q,
+        [one] => q.bind(one.as_str()),
+        many => {
+            q.bind(serde_json::to_string(many).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        }
+    };
+    if let Some(tenant) = claim.tenant {
+        q = q.bind(tenant);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|r| Ok((r.try_get("body")?, r.try_get("work")?)))
         .collect()

@@ -68,9 +68,7 @@ pub(super) enum Op {
         now: i64,
         until: i64,
         limit: u32,
-        /// JSON array of provider ids; `[]` for all.
-        providers: String,
-        only_expired: bool,
+        claim: super::sql::OwnedClaim,
         reply: oneshot::Sender<Result<Claimed, StoreError>>,
     },
     /// Stores a certificate bundle under its digest, unless it is there already.

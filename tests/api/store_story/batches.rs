@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use kyso::domain::{Session, SessionId};
-use kyso::store::{Created, NewSession, Store, Woken};
+use kyso::store::{Claim, Created, NewSession, Store, Woken};
 use sqlx::Connection;
 
 use super::{
@@ -69,7 +69,10 @@ on_both_stores!(
 /// marked (its session is leased), missing (unknown id, or another provider's session).
 async fn wakes_queued_together(store: Arc<dyn Store>) {
     let sessions = created(&*store, 4, "0010991", "w").await;
-    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let claimed = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert_eq!(claimed.len(), 4);
     // The last stays leased.
     release_all(&*store, &claimed[..3]).await;

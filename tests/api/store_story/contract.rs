@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use kyso::domain::Status;
-use kyso::store::{Change, Created, ListFilter, Store, Woken, Work};
+use kyso::store::{Change, Claim, Created, ListFilter, Store, Woken, Work};
 
 use super::{
     create_claimed, on_both_stores, postgres_store, release_all, release_one, sqlite_store,
@@ -54,12 +54,20 @@ async fn story(store: Arc<dyn Store>) {
     // Due work is claimed, then moved on by a state change with its event.
     // A claim for another provider leaves these alone.
     let other = store
-        .due(Utc::now(), 10, &["another-provider".to_owned()], false)
+        .due(
+            Utc::now(),
+            10,
+            Claim::provider(&["another-provider".to_owned()]),
+        )
         .await
         .expect("due");
     assert!(other.is_empty());
     let due = store
-        .due(Utc::now(), 10, &["vnpt-smartca".to_owned()], false)
+        .due(
+            Utc::now(),
+            10,
+            Claim::provider(&["vnpt-smartca".to_owned()]),
+        )
         .await
         .expect("due");
     assert_eq!(due.len(), 2);
@@ -89,7 +97,10 @@ async fn story(store: Arc<dyn Store>) {
     release_one(&*store, &due, &b.id).await;
 
     // Not due until its time, or until a callback wakes it.
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let due = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     let ids: Vec<_> = due.iter().map(|w| w.session.id.clone()).collect();
     assert_eq!(ids, vec![b.id.clone()]);
     release_all(&*store, &due).await;
@@ -98,7 +109,10 @@ async fn story(store: Arc<dyn Store>) {
         "only by its own provider"
     );
     assert!(woke(&*store, &a.id, "vnpt-smartca").await);
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let due = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     let woken = due
         .iter()
         .find(|w| w.session.id == a.id)
@@ -128,7 +142,10 @@ async fn story(store: Arc<dyn Store>) {
         lease: None,
     };
     assert!(store.apply(late).await.expect("apply").is_none());
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let due = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert!(due.iter().all(|w| w.session.id != a.id));
     assert_eq!(
         store.get("t1", &a.id).await.expect("get").map(|s| s.status),
@@ -241,7 +258,10 @@ async fn story(store: Arc<dyn Store>) {
         lease: None,
     };
     assert!(store.apply(step).await.expect("apply").is_some());
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let due = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert!(
         due.iter().any(|w| w.session.id == c.id),
         "the callback's wake survived the step"
@@ -268,7 +288,10 @@ async fn story(store: Arc<dyn Store>) {
     // A pushed session whose claim is given back unstarted is due at once, not at its
     // scheduled check a minute away: the push is not lost.
     release_all(&*store, std::slice::from_ref(&pushed)).await;
-    let due = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let due = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert!(
         due.iter().any(|w| w.session.id == d.id),
         "a released pushed session is due now"
@@ -278,7 +301,10 @@ async fn story(store: Arc<dyn Store>) {
         store.wake(&d.id, "vnpt-smartca", true).await.expect("wake"),
         Woken::Marked
     ));
-    let again = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let again = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert!(
         again.iter().all(|w| w.session.id != d.id),
         "a claimed session is nobody else's"

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use kyso::store::{self, Created, Held, Store};
+use kyso::store::{self, Claim, Created, Held, Store};
 
 use super::{claim_due, instance, on_both_stores, postgres_store, sqlite_store};
 use crate::helpers::{new_session as new, smartca_session as session};
@@ -78,10 +78,13 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
         .expect("two");
     let s = session("t1", "001099012345", "r");
     one.create(&new(&s, None, 1, false)).await.expect("create");
-    let claimed = one.due(Utc::now(), 10, &[], false).await.expect("due");
+    let claimed = one
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert_eq!(claimed.len(), 1);
     assert!(
-        two.due(Utc::now(), 10, &[], false)
+        two.due(Utc::now(), 10, Claim::default())
             .await
             .expect("due")
             .is_empty(),
@@ -95,7 +98,7 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
     assert!(lost.is_empty(), "still held");
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(
-        two.due(Utc::now(), 10, &[], false)
+        two.due(Utc::now(), 10, Claim::default())
             .await
             .expect("due")
             .is_empty(),
@@ -103,7 +106,7 @@ async fn a_leased_session_goes_to_one_instance_and_moves_on_when_the_lease_expir
     );
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
-        two.due(Utc::now(), 10, &[], false)
+        two.due(Utc::now(), 10, Claim::default())
             .await
             .expect("due")
             .len(),

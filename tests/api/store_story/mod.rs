@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kyso::domain::{Session, SessionId, Status};
-use kyso::store::{self, Change, Event, Held, Store, StoreError, StoreOptions, Woken, Work};
+use kyso::store::{self, Change, Claim, Event, Held, Store, StoreError, StoreOptions, Woken, Work};
 
 use crate::helpers::{new_session as new, smartca_session as session};
 use crate::pg::{fresh_db, TestDb};
@@ -39,7 +39,10 @@ async fn create_claimed(store: &dyn Store, s: &Session, hash: u8) -> Vec<Work> {
         .create(&new(s, None, hash, false))
         .await
         .expect("create");
-    let claimed = store.due(Utc::now(), 10, &[], false).await.expect("due");
+    let claimed = store
+        .due(Utc::now(), 10, Claim::default())
+        .await
+        .expect("due");
     assert!(claimed.iter().any(|w| w.session.id == s.id));
     claimed
 }
@@ -63,7 +66,7 @@ async fn release_one(store: &dyn Store, claimed: &[Work], id: &SessionId) {
 /// Claims what is due now (up to 10); the claimed sessions' references, sorted.
 async fn claim_due(store: &dyn Store) -> Vec<String> {
     let mut refs: Vec<String> = store
-        .due(Utc::now(), 10, &[], false)
+        .due(Utc::now(), 10, Claim::default())
         .await
         .expect("due")
         .into_iter()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kyso::domain::{Session, SessionId};
-use kyso::store::{Held, Woken, Work};
+use kyso::store::{Claim, Held, Woken, Work};
 use sqlx::Connection;
 
 use super::{postgres_store, to_awaiting};
@@ -39,7 +39,8 @@ async fn table_reads_after(conn: &mut sqlx::PgConnection, updates: i64) -> (i64,
 /// grows. A statement kept prepared switches to a cached generic plan after five runs, and one
 /// planned on a tiny table may read it whole (a sequential scan, or a whole index: the status
 /// change's UPDATE once joined every row, a push's claim read the whole primary key). After
-/// 24 status changes, push claims and marks, looks at due work, renewals and releases on a
+/// 24 status changes, push claims and marks, looks at due work (queues, next deadline, a
+/// tenant's claim), renewals and releases on a
 /// tiny table (enough for each pooled connection to cache its plans) and 4,000 more open
 /// sessions, one more of each must read a handful of rows, not the table.
 #[tokio::test]
@@ -74,9 +75,17 @@ async fn a_grown_table_is_not_scanned_on_postgres() {
                 .release(std::slice::from_ref(&claimed))
                 .await
                 .expect("release");
-            // The oldest due session (released ones stay due), renewed and given back.
+            // The scheduler's look: the provider's queues, its next deadline, then the
+            // tenant's oldest due session (released ones stay due), renewed and given back.
+            let queues = store.queues("vnpt-smartca").await.expect("queues");
+            assert!(queues.iter().any(|q| q.tenant == "t1"), "{queues:?}");
+            store
+                .next_expiry("vnpt-smartca")
+                .await
+                .expect("next expiry");
+            let provider = ["vnpt-smartca".to_owned()];
             let due = store
-                .due(Utc::now(), 1, &["vnpt-smartca".to_owned()], false)
+                .due(Utc::now(), 1, Claim::provider(&provider).tenant("t1"))
                 .await
                 .expect("due");
             let held: Vec<Held> = due.iter().map(Work::held).collect();
@@ -112,8 +121,8 @@ async fn a_grown_table_is_not_scanned_on_postgres() {
     let read = after.0 - before.0;
     assert!(
         read < 1_000,
-        "a status change, a push claim and mark, a look at due work, a renewal and releases \
-         read {read} rows"
+        "a status change, a push claim and mark, a look at due work (queues, deadline, claim), \
+         a renewal and releases read {read} rows"
     );
 }
 

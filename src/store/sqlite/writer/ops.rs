@@ -166,14 +166,9 @@ pub(super) async fn execute(
             now,
             until,
             limit,
-            providers,
-            only_expired,
+            claim: which,
             reply,
-        } => attempt!(
-            reply,
-            claim(conn, now, until, limit, &providers, only_expired),
-            Reply::Rows
-        ),
+        } => attempt!(reply, claim(conn, now, until, limit, &which), Reply::Rows),
         Op::Ids {
             sql,
             at,
