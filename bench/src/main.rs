@@ -17,6 +17,7 @@ mod hostile;
 mod latency;
 mod limit;
 mod mock;
+mod overload;
 mod phases;
 mod report;
 mod stats;
@@ -42,9 +43,12 @@ pub struct Opts {
     /// Print the rows as JSON instead of the table.
     #[arg(long)]
     json: bool,
-    /// Only these sections: held, throughput, latency, verification, limit, hostile.
+    /// Only these sections: held, overload, throughput, latency, verification, limit, hostile.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Backlog sizes for the overload section (sessions due beyond the provider's rate).
+    #[arg(long, value_delimiter = ',')]
+    overload: Vec<usize>,
     /// Pending-session counts for the held phase.
     #[arg(long, value_delimiter = ',')]
     held: Vec<usize>,
@@ -113,6 +117,14 @@ impl Opts {
             (false, _) => self.held.clone(),
             (true, false) => vec![10_000, 50_000, 100_000],
             (true, true) => vec![5_000, 20_000],
+        }
+    }
+
+    pub fn overload_sizes(&self) -> Vec<usize> {
+        match (self.overload.is_empty(), self.quick) {
+            (false, _) => self.overload.clone(),
+            (true, false) => vec![10_000, 100_000],
+            (true, true) => vec![3_000],
         }
     }
 

@@ -8,7 +8,9 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::report::{mib, thousands, Report, Row};
 use crate::stats::ms;
-use crate::{held, hostile, latency, limit, throughput, verification, Ctx, Opts, Resolved};
+use crate::{
+    held, hostile, latency, limit, overload, throughput, verification, Ctx, Opts, Resolved,
+};
 
 pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Result<Report> {
     let run_id = ulid::Ulid::new().to_string().to_lowercase();
@@ -145,6 +147,8 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
         }
     }
 
+    // The gateway's CPU per session at full speed, for the overload section's budget.
+    let (mut full_sqlite, mut full_postgres) = (None, None);
     if opts.wants("throughput") {
         for n in opts.instance_counts() {
             let url = format!(
@@ -157,6 +161,9 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
             );
             let r = throughput::run(&ctx, url, n, &format!("throughput-sqlite-{n}")).await;
             let judged = n == 1;
+            if judged {
+                full_sqlite = r.as_ref().ok().map(|t| t.gateway_cpu_per_session);
+            }
             report.push(throughput_row(&name, r, judged, mock_rate, axum_rate));
         }
         if opts.no_postgres {
@@ -169,6 +176,7 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
             match fresh_database(&opts.postgres).await {
                 Ok((url, drop_db)) => {
                     let r = throughput::run(&ctx, url, 1, "throughput-postgres-1").await;
+                    full_postgres = r.as_ref().ok().map(|t| t.gateway_cpu_per_session);
                     report.push(throughput_row(
                         "PostgreSQL, 1 SmartCA instance",
                         r,
@@ -238,6 +246,37 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
         }
     }
 
+    if opts.wants("overload") {
+        for n in opts.overload_sizes() {
+            let url = format!(
+                "sqlite://{}",
+                dir.join(format!("overload-{n}.db")).display()
+            );
+            let r = overload::run(&ctx, url, "SQLite", n).await;
+            report.extend(overload_rows(r, "SQLite", n, full_sqlite));
+            if opts.no_postgres {
+                report.push(Row::skipped(
+                    "overload",
+                    "PostgreSQL",
+                    "--no-postgres".into(),
+                ));
+                continue;
+            }
+            match fresh_database(&opts.postgres).await {
+                Ok((url, drop_db)) => {
+                    let r = overload::run(&ctx, url, "PostgreSQL", n).await;
+                    report.extend(overload_rows(r, "PostgreSQL", n, full_postgres));
+                    drop_db.await;
+                }
+                Err(e) => report.push(Row::skipped(
+                    "overload",
+                    "PostgreSQL",
+                    format!("no PostgreSQL: {e}"),
+                )),
+            }
+        }
+    }
+
     if opts.wants("held") {
         for n in opts.held_sizes() {
             match held::run(&ctx, n).await {
@@ -260,6 +299,22 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
         report.print_table();
     }
     Ok(report)
+}
+
+fn overload_rows(
+    r: anyhow::Result<overload::Overload>,
+    store: &str,
+    n: usize,
+    full_speed: Option<Duration>,
+) -> Vec<Row> {
+    match r {
+        Ok(o) => o.rows(full_speed),
+        Err(e) => vec![Row::failed(
+            "overload",
+            format!("{store}, {} due", thousands(n as f64)),
+            &e,
+        )],
+    }
 }
 
 fn throughput_row(

@@ -86,6 +86,10 @@ pub struct Report {
 }
 
 impl Report {
+    pub fn extend(&mut self, rows: impl IntoIterator<Item = Row>) {
+        rows.into_iter().for_each(|r| self.push(r));
+    }
+
     pub fn push(&mut self, row: Row) {
         eprintln!(
             "  {:<13} {:<44} {}  {}",
