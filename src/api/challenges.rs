@@ -1,8 +1,8 @@
 //! Challenges for the USB-token path: a random nonce per request, owned by one tenant, usable
-//! once and only until it expires, with a bound on how many a tenant may hold unused. Kept in
-//! memory: the SQLite deployment is one instance, and a challenge lost in a restart only means
-//! the portal asks for a new one. Several instances behind one load balancer would each have
-//! their own, so that deployment needs sticky routing for the two calls.
+//! once and only until it expires, with a bound on how many a tenant may hold unused. This is
+//! the in-memory keeper, for SQLite's one instance (a challenge lost in a restart only means
+//! the portal asks for a new one); on PostgreSQL they live in the database, good on every
+//! instance (`api::limits`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -59,6 +59,15 @@ impl Challenges {
             per_tenant: per_tenant.max(1),
             tenants: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn ttl(&self) -> std::time::Duration {
+        self.ttl.to_std().unwrap_or_default()
+    }
+
+    /// Unused challenges one tenant may hold.
+    pub fn per_tenant(&self) -> usize {
+        self.per_tenant
     }
 
     pub fn issue(&self, tenant: &str, now: DateTime<Utc>) -> Result<Issued, TooMany> {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{bearer, query_params, Tenant};
+use super::limits;
 use super::AppState;
 use crate::domain::SessionId;
 use crate::events::ws::{pump, Subscription};
@@ -69,11 +70,15 @@ pub async fn events(
     // the rest of the request is checked.
     let tenant = match bearer(&headers) {
         Some(key) => app.tenants.by_key(key),
-        None => query_params::<TicketParam>(&uri)
+        None => match query_params::<TicketParam>(&uri)
             .ok()
             .and_then(|p| p.ticket)
-            .and_then(|t| app.tickets.redeem(&t))
-            .and_then(|id| app.tenants.by_id(&id)),
+        {
+            Some(t) => limits::redeem_ticket(&app, &t)
+                .await?
+                .and_then(|id| app.tenants.by_id(&id)),
+            None => None,
+        },
     }
     .ok_or(ApiError::Unauthorized)?;
     let p: EventParams = query_params(&uri)?;
@@ -147,16 +152,8 @@ pub struct Ticket {
     responses((status = 200, body = Ticket), (status = 401), (status = 429)),
     security(("bearer" = [])))]
 pub async fn ticket(State(app): State<AppState>, tenant: Tenant) -> Result<Json<Ticket>, ApiError> {
-    if !tenant.0.rate.try_take() {
-        return Err(ApiError::RateLimited);
-    }
-    let ticket = app
-        .tickets
-        .issue(tenant.id())
-        .map_err(|e| ApiError::TooMany {
-            code: "too_many_tickets",
-            message: e.to_string(),
-        })?;
+    limits::tenant_rate(&app, &tenant).await?;
+    let ticket = limits::issue_ticket(&app, &tenant).await?;
     let ttl = app.tickets.ttl();
     Ok(Json(Ticket {
         ticket,

@@ -8,6 +8,7 @@ mod demo;
 mod error;
 mod events;
 pub(crate) mod extract;
+mod limits;
 mod ops;
 mod signatures;
 pub(crate) mod verifications;

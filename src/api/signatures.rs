@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
 use super::extract::{JsonBody, PathParams, QueryParams, Tenant};
+use super::limits;
 use super::AppState;
 use crate::domain::{
     Limits, NewSignature, RequestError, Session, SessionId, SignatureInput, Status,
@@ -107,15 +108,11 @@ pub async fn create(
     // The tenant's rate bounds every request, a replay's read included. A replay is
     // answered before the signer's quota is charged: a portal retrying after a lost answer
     // asks nothing new of the signer.
-    if !tenant.0.rate.try_take() {
-        return Err(ApiError::RateLimited);
-    }
+    limits::tenant_rate(&app, &tenant).await?;
     let created = match app.engine.replay(&new).await? {
         Some(earlier) => earlier,
         None => {
-            if !tenant.0.per_signer.try_take(&new.session.signer) {
-                return Err(ApiError::RateLimited);
-            }
+            limits::signer_prompt(&app, &tenant, &new.session.signer).await?;
             let engine = app.engine.clone();
             detached(async move { engine.create(new).await }).await?
         }
@@ -306,9 +303,7 @@ pub async fn certificates(
 ) -> Result<Json<Vec<CertificateView>>, ApiError> {
     // A provider call like any other: the tenant's rate bounds it, and the engine's breaker,
     // the provider's rate and its in-flight limit.
-    if !tenant.0.rate.try_take() {
-        return Err(ApiError::RateLimited);
-    }
+    limits::tenant_rate(&app, &tenant).await?;
     let bundles = app
         .engine
         .certificates(&p.provider, &p.signer)

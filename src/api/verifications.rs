@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::challenges::{Challenges, TooMany};
+use super::challenges::Challenges;
 use super::error::ApiError;
 use super::extract::{JsonBody, Tenant};
+use super::limits;
 use super::AppState;
 use crate::config::UsbConfig;
 use crate::verify::{
@@ -35,7 +36,7 @@ pub struct UsbPath {
     verifier: Arc<Verifier>,
     anchors: TrustAnchors,
     policy: RevocationPolicy,
-    challenges: Challenges,
+    pub(super) challenges: Challenges,
 }
 
 impl UsbPath {
@@ -76,17 +77,8 @@ pub async fn challenge(
     State(app): State<AppState>,
     tenant: Tenant,
 ) -> Result<(StatusCode, Json<ChallengeView>), ApiError> {
-    if !tenant.0.rate.try_take() {
-        return Err(ApiError::RateLimited);
-    }
-    let issued = app
-        .usb
-        .challenges
-        .issue(tenant.id(), Utc::now())
-        .map_err(|TooMany(n)| ApiError::Conflict {
-            code: "too_many_challenges",
-            message: format!("{n} unused challenges are open; use or let some expire"),
-        })?;
+    limits::tenant_rate(&app, &tenant).await?;
+    let issued = limits::issue_challenge(&app, &tenant).await?;
     let view = ChallengeView {
         id: issued.id,
         nonce: BASE64_STANDARD.encode(issued.nonce),
@@ -262,15 +254,13 @@ pub async fn verification(
             "the USB-token path has no trust anchors configured ([usb] trust_anchors)".into(),
         ));
     }
-    if !tenant.0.rate.try_take() {
-        return Err(ApiError::RateLimited);
-    }
+    limits::tenant_rate(&app, &tenant).await?;
     let request = input.check()?;
     // Used up only once the request is well-formed, so a typo does not burn it.
     let digest: [u8; 32] = match &request.signed {
         Signed::Digest(d) => *d,
         Signed::Challenge(id) => {
-            let nonce = usb.challenges.take(tenant.id(), id, Utc::now());
+            let nonce = limits::take_challenge(&app, &tenant, id).await?;
             let Some(nonce) = nonce else {
                 let body = json!({"error": {"code": "challenge_not_found",
                     "message": "the challenge is unknown, already used or expired"}});

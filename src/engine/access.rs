@@ -63,6 +63,12 @@ impl Engine {
         Arc::clone(&self.store)
     }
 
+    /// Limits and single-use secrets shared with the other instances (a shared database);
+    /// `None` when this instance owns its store.
+    pub fn shared(&self) -> Option<&dyn crate::store::shared::Shared> {
+        self.store.shared()
+    }
+
     /// Providers whose circuit is open now.
     pub fn open_circuits(&self) -> Vec<&str> {
         self.providers.open_circuits()

@@ -45,6 +45,13 @@ impl State {
     }
 }
 
+/// A fresh ticket: 24 random bytes, hex.
+pub fn new_ticket() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("tkt_{}", hex::encode(bytes))
+}
+
 /// The tenant already holds its limit of unredeemed tickets.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -65,6 +72,11 @@ impl Tickets {
         self.ttl
     }
 
+    /// Unredeemed tickets one tenant may hold.
+    pub fn per_tenant(&self) -> usize {
+        self.per_tenant
+    }
+
     pub fn issue(&self, tenant: &str) -> Result<String, TooManyTickets> {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,9 +86,7 @@ impl Tickets {
                 return Err(TooManyTickets(self.per_tenant));
             }
         }
-        let mut bytes = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let ticket = format!("tkt_{}", hex::encode(bytes));
+        let ticket = new_ticket();
         state
             .live
             .insert(ticket.clone(), (tenant.to_owned(), now + self.ttl));

@@ -9,6 +9,7 @@ mod lease;
 mod postgres;
 pub mod prune;
 mod schema;
+pub mod shared;
 mod sqlite;
 
 use std::sync::Arc;
@@ -269,6 +270,11 @@ pub trait Store: Send + Sync {
     async fn put_bundle(&self, digest: &str, bundle: &str) -> Result<(), StoreError>;
     /// The bundle stored under `digest`.
     async fn bundle(&self, digest: &str) -> Result<Option<String>, StoreError>;
+    /// Limits and single-use secrets shared with the other instances, on a store several
+    /// instances share; `None` on a store one instance owns (see [`shared`]).
+    fn shared(&self) -> Option<&dyn shared::Shared> {
+        None
+    }
 }
 
 /// Opens the backend named by the URL and applies its migrations.

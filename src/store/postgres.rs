@@ -12,6 +12,7 @@ mod connect;
 mod fan_in;
 mod lease;
 mod prune;
+mod shared;
 mod store;
 mod waker;
 mod writer;
@@ -42,6 +43,8 @@ pub struct PgStore {
     wakes: mpsc::Sender<waker::Wake>,
     /// The writer and the waker, until [`Store::take_tasks`].
     tasks: std::sync::Mutex<Vec<(&'static str, tokio::task::JoinHandle<()>)>>,
+    /// Counts window hits, to sweep old windows now and then (see [`shared`]).
+    sweeps: std::sync::atomic::AtomicU64,
 }
 
 /// Changes waiting for the writer before callers wait to enqueue.

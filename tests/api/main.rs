@@ -30,6 +30,7 @@ mod restart;
 mod revocation;
 mod schema_guard;
 mod session_ids;
+mod shared_limits;
 mod shown_text;
 mod signing;
 mod sim;

@@ -13,17 +13,17 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, spawn_app_overriding, TestApp, KEY, OTHER_KEY};
 
-fn fixture(file: &str) -> PathBuf {
+pub(crate) fn fixture(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(file)
 }
 
-fn b64(file: &str) -> String {
+pub(crate) fn b64(file: &str) -> String {
     BASE64_STANDARD.encode(std::fs::read(fixture(file)).expect("fixture"))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -190,7 +190,7 @@ async fn every_manifest_case_gets_its_verdict_from_the_crl_when_ocsp_is_down() {
 }
 
 /// What the browser plugin does: SHA-256 with RSA over the nonce bytes.
-fn plugin_signs(nonce: &[u8], dir: &Path) -> Vec<u8> {
+pub(crate) fn plugin_signs(nonce: &[u8], dir: &Path) -> Vec<u8> {
     let nonce_path = dir.join("nonce.bin");
     std::fs::write(&nonce_path, nonce).expect("write nonce");
     let out = Command::new("openssl")
@@ -203,7 +203,7 @@ fn plugin_signs(nonce: &[u8], dir: &Path) -> Vec<u8> {
     out.stdout
 }
 
-async fn challenge(app: &TestApp, key: &str) -> (String, Vec<u8>) {
+pub(crate) async fn challenge(app: &TestApp, key: &str) -> (String, Vec<u8>) {
     let (status, c) = post(app, "/v1/challenges", &json!({}), key).await;
     assert_eq!(status, 201, "{c}");
     assert!(c["expires_at"].is_string());

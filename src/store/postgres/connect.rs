@@ -79,6 +79,7 @@ impl PgStore {
             lease_ms,
             writes,
             wakes,
+            sweeps: Default::default(),
             tasks: std::sync::Mutex::new(vec![
                 ("postgres writer", writer),
                 ("postgres waker", waker),

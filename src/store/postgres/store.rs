@@ -213,6 +213,10 @@ impl Store for PgStore {
         std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    fn shared(&self) -> Option<&dyn crate::store::shared::Shared> {
+        Some(self)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
