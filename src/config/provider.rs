@@ -81,8 +81,9 @@ struct RawProvider {
     circuit_failures: u32,
     #[serde(default = "default_circuit_open")]
     circuit_open_ms: u64,
-    #[serde(default = "default_callback_rate")]
-    callback_rate_per_s: u32,
+    /// Unset: the provider's `rate_per_s`, at least [`MIN_CALLBACK_RATE`].
+    #[serde(default)]
+    callback_rate_per_s: Option<u32>,
     smartca: Option<SmartcaConfig>,
     mssp: Option<MsspConfig>,
     #[serde(default)]
@@ -112,7 +113,9 @@ impl TryFrom<RawProvider> for ProviderConfig {
             retry_budget_ms: raw.retry_budget_ms,
             circuit_failures: raw.circuit_failures,
             circuit_open_ms: raw.circuit_open_ms,
-            callback_rate_per_s: raw.callback_rate_per_s,
+            callback_rate_per_s: raw
+                .callback_rate_per_s
+                .unwrap_or(raw.rate_per_s.max(MIN_CALLBACK_RATE)),
             callback_auth: raw.callback_auth,
             revocation: raw.revocation,
         })
@@ -145,9 +148,11 @@ fn default_circuit_failures() -> u32 {
 fn default_circuit_open() -> u64 {
     10_000
 }
-fn default_callback_rate() -> u32 {
-    200
-}
+/// The least default push rate. A push acted on costs at most one status call, which the
+/// provider's `rate_per_s` bounds anyway, so by default pushes may come as fast as calls may
+/// go: a lower bound (it was a fixed 200) ignored a busy provider's genuine pushes past it,
+/// and those sessions waited for their next poll (the bench's throughput fell to ~430/s).
+pub const MIN_CALLBACK_RATE: u32 = 200;
 
 #[cfg(test)]
 mod tests {
@@ -177,6 +182,25 @@ mod tests {
         );
         assert_eq!(sim.kind.name(), "mssp");
         assert_eq!(sim.max_in_flight, 64, "the common defaults apply");
+    }
+
+    #[test]
+    fn pushes_may_come_as_fast_as_calls_may_go_unless_set() {
+        let rate = |extra: &str| {
+            let config = load(&format!("kind = \"mssp\"\n{extra}{MSSP}")).expect("loads");
+            config.providers["sim"].callback_rate_per_s
+        };
+        assert_eq!(rate("rate_per_s = 50\n"), 200, "at least 200");
+        assert_eq!(
+            rate("rate_per_s = 5000\n"),
+            5000,
+            "the provider's call rate"
+        );
+        assert_eq!(
+            rate("rate_per_s = 5000\ncallback_rate_per_s = 300\n"),
+            300,
+            "as set"
+        );
     }
 
     #[test]
