@@ -20,18 +20,25 @@ impl TokenBucket {
     }
 
     /// A bucket for calls to a provider whose limit is "at most `rate_per_s` in any second":
-    /// a small burst (a twentieth of the rate, at least `min_burst`: the calls one operation
-    /// takes at once, or it could never start) and a refill slowed by twice the burst, so a
-    /// full bucket plus one second of refill stays under the limit with room for calls that
-    /// leave a little after their token was taken (a start's second call). Below 4 × the
-    /// burst (under ~4 calls/s) the refill stays at 1/s and the first second may see one call
+    /// a small burst (a fortieth of the rate, at least `min_burst`: the calls one operation
+    /// takes at once, or it could never start) and a refill of the rate less the burst and a
+    /// two-hundredth (at least one call), so a full bucket plus one second of refill stays
+    /// under the limit with room for calls that leave a little after their token was taken (a
+    /// start's second call), while a backlog gets ~97 % of the limit. Under ~4 × the burst
+    /// (a few calls per second) the refill stays at 1/s and the first second may see one call
     /// over.
     pub fn per_second_window(rate_per_s: u32, min_burst: u32) -> Self {
         let rate = rate_per_s.max(1);
-        let burst = (rate / 20).max(min_burst).max(1);
+        let burst = (rate / 40).max(min_burst).max(1);
+        let margin = (rate / 200).max(1);
         let mut bucket = Self::new(rate, burst);
-        bucket.rate_per_s = f64::from(rate.saturating_sub(2 * burst).max(1));
+        bucket.rate_per_s = f64::from(rate.saturating_sub(burst + margin).max(1));
         bucket
+    }
+
+    /// The most tokens it holds.
+    pub fn burst(&self) -> u32 {
+        self.burst as u32
     }
 
     /// Whole tokens available now, without taking any.
@@ -108,7 +115,7 @@ mod tests {
     fn a_per_second_bucket_never_allows_more_than_its_rate_in_a_second() {
         // Three seconds on a simulated clock, a start (two calls) tried every millisecond: every
         // one-second window holds at most the rate, and the bucket gives out what its design
-        // says (a twentieth of burst, then the rate less two twentieths per second).
+        // says (a burst of 2, then the rate less the burst and one per second).
         let b = TokenBucket::per_second_window(100, 2);
         let t0 = b
             .state
@@ -131,8 +138,14 @@ mod tests {
         }
         let first_second = calls.iter().filter(|&&t| t < 1000).count();
         assert!(
-            (90..=96).contains(&first_second),
-            "{first_second} calls in the first second (5 burst + 90 refill)"
+            (96..=100).contains(&first_second),
+            "{first_second} calls in the first second (2 burst + 97 refill)"
+        );
+        // A start every time two tokens are there, on a 1 ms clock: a little under the refill.
+        let third_second = calls.iter().filter(|&&t| (2000..3000).contains(&t)).count();
+        assert!(
+            (93..=98).contains(&third_second),
+            "{third_second} calls in the third second: ~95 % of the limit under a backlog"
         );
     }
 

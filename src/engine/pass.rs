@@ -86,11 +86,14 @@ impl Engine {
             return Err(Blocked::Slots);
         }
         // A start takes several tokens (SmartCA: certificate + sign); wait for a few starts'
-        // worth rather than waking for every token.
+        // worth rather than waking for every token, but not for a full bucket: tokens past
+        // the burst are lost while the pass is late.
         let start = entry.adapter.calls_per_start().max(1);
         let tokens = entry.rate.available();
         if tokens < start {
-            let want = start.saturating_mul(4);
+            let want = (start * 4)
+                .min(entry.rate.burst().saturating_sub(1))
+                .max(start);
             return Err(Blocked::Tokens(entry.rate.wait_for(want)));
         }
         // Claims are counted in starts' worth of tokens: a claim the rate cannot start is

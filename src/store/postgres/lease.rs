@@ -165,7 +165,8 @@ impl PgStore {
     ) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE sessions
-             SET next_check_at = CASE WHEN woken THEN $1 ELSE $2 END, woken = FALSE,
+             SET next_check_at = CASE WHEN woken THEN LEAST($1, created_at) ELSE $2 END,
+                 woken = FALSE,
                  work = COALESCE($3, work), lease_owner = NULL, lease_until = NULL
              WHERE id = $4 AND status = $5
                -- an instance whose lease lapsed must not undo the new holder's lease

@@ -169,7 +169,7 @@ async fn wake_many(
              -- the lease's end does)
              UPDATE sessions s SET woken = TRUE,
                  next_check_at = CASE WHEN s.lease_until >= kyso_now_ms() THEN s.next_check_at
-                                      ELSE LEAST(s.next_check_at, $3) END
+                                      ELSE LEAST(s.next_check_at, $3, s.created_at) END
              FROM c WHERE s.id = c.id
              RETURNING s.id, s.provider",
         )

@@ -240,13 +240,13 @@ async fn apply_piece(
     let sql = format!(
         "UPDATE sessions SET status = v.column3, body = v.column4,
              next_check_at = CASE WHEN sessions.woken = 1 AND v.column5 IS NOT NULL
-                                  THEN MIN(v.column5, ?) ELSE v.column5 END,
+                                  THEN MIN(v.column5, sessions.created_at) ELSE v.column5 END,
              work = v.column6, claimed = 0, woken = 0
          FROM (VALUES {values}) AS v
          WHERE sessions.id = v.column1 AND sessions.status = v.column2
          RETURNING sessions.id"
     );
-    let mut q = sqlx::query(&sql).bind(ms(Utc::now()));
+    let mut q = sqlx::query(&sql);
     for r in rows {
         q = q
             .bind(r.session.id.as_str())
@@ -286,7 +286,7 @@ pub(super) async fn reschedule(
 ) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "UPDATE sessions
-         SET next_check_at = CASE WHEN woken = 1 THEN ? ELSE ? END,
+         SET next_check_at = CASE WHEN woken = 1 THEN MIN(?, created_at) ELSE ? END,
              woken = 0, work = COALESCE(?, work), claimed = 0
          WHERE id = ? AND status = ?",
     )

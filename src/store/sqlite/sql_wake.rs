@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{Row, SqliteConnection};
 
-use chrono::Utc;
-
-use super::super::super::{ms, StoreError};
+use super::super::super::StoreError;
 use super::pieces;
 use crate::domain::SessionId;
 
@@ -63,7 +61,9 @@ pub(in crate::store::sqlite) async fn wake_many(
     Ok(woke)
 }
 
-/// Makes the session due now and marks it woken for the step in flight: `Marked`, or `Missing`
+/// Makes the session due (from its creation: a woken session goes ahead of every session
+/// created after it, so under a backlog started sessions finish before new ones start) and
+/// marks it woken for the step in flight: `Marked`, or `Missing`
 /// when no unfinished session of `provider` has the id.
 pub(in crate::store::sqlite) async fn mark_woken(
     conn: &mut SqliteConnection,
@@ -74,11 +74,10 @@ pub(in crate::store::sqlite) async fn mark_woken(
         // A claimed session keeps its lease (its step's write makes it due now).
         "UPDATE sessions
          SET next_check_at = CASE WHEN claimed = 1 THEN next_check_at
-                                  ELSE MIN(next_check_at, ?) END,
+                                  ELSE MIN(next_check_at, created_at) END,
              woken = 1
          WHERE id = ? AND provider = ? AND next_check_at IS NOT NULL",
     )
-    .bind(ms(Utc::now()))
     .bind(id.as_str())
     .bind(provider)
     .execute(&mut *conn)

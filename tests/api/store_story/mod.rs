@@ -14,6 +14,7 @@ pub(crate) mod fan_in;
 mod leases;
 mod postgres_plans;
 mod postgres_server;
+mod queues;
 mod retention;
 mod sqlite_wal;
 

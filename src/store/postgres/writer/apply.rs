@@ -57,10 +57,11 @@ pub(super) async fn apply_many(
     .collect::<Result<_, sqlx::Error>>()?;
     let updated: Vec<String> = sqlx::query_scalar(
         // A callback that came while this change was in flight makes the next check due
-        // now rather than at the scheduled time.
+        // now rather than at the scheduled time, from the session's creation: ahead of every
+        // session created after it (see the waker).
         "UPDATE sessions s SET status = v.status, body = v.body,
              next_check_at = CASE WHEN s.woken AND v.next IS NOT NULL
-                                  THEN LEAST(v.next, $7) ELSE v.next END,
+                                  THEN LEAST(v.next, $7, s.created_at) ELSE v.next END,
              work = v.work, lease_owner = NULL, lease_until = NULL, woken = FALSE
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
                      $8::bigint[])
