@@ -28,6 +28,8 @@ pub struct Overload {
     pub busiest: u64,
     pub calls_rate: f64,
     pub signed_rate: f64,
+    /// Provider calls per second by kind: sign (starts), status, get_certificate.
+    pub per_kind: [f64; 3],
     pub cores: f64,
     pub secs: f64,
 }
@@ -52,6 +54,7 @@ pub async fn run(
     let gw = Gateway::start(&spec, &ctx.dir, &format!("overload-{store}-{n}"))?;
     mock.smartca_accounts(1, &gw)?;
     let client = Client::new(gw.url(""))?;
+    let metrics = (client.http().clone(), gw.url("/metrics"));
     let approvers = Arc::new(ctx.approvers.clone());
     let started = Instant::now();
     run_jobs(n, ctx.opts.concurrency, move |i| {
@@ -68,11 +71,17 @@ pub async fn run(
     let create_rate = n as f64 / started.elapsed().as_secs_f64();
     // The backlog stands; watch the provider work it off at its rate.
     let cpu0 = gw.cpu()?;
+    let signed0 = signed(&metrics).await?;
     mock.counter.reset();
     let watched = Instant::now();
     tokio::time::sleep(ctx.opts.hold_secs()).await;
     let secs = watched.elapsed().as_secs_f64();
     let cpu = gw.cpu()?.saturating_sub(cpu0);
+    let signed = signed(&metrics).await? - signed0;
+    // The gateway's own counters at the end (claims, pushes, passes), kept beside its log.
+    if let Ok(text) = metrics.0.get(&metrics.1).send().await?.text().await {
+        let _ = std::fs::write(ctx.dir.join(format!("overload-{store}-{n}.metrics")), text);
+    }
     let (buckets, [sign, status, certs]) = mock.counter.snapshot();
     gw.stop().await;
     let per_second = (Duration::from_secs(1).as_millis() / BUCKET.as_millis()) as usize;
@@ -82,11 +91,28 @@ pub async fn run(
         create_rate,
         busiest: busiest_window(&buckets, per_second),
         calls_rate: (sign + status + certs) as f64 / secs,
-        // A session signs at its status call (the webhook came first): one per session.
-        signed_rate: status as f64 / secs,
+        signed_rate: signed / secs,
+        per_kind: [sign, status, certs].map(|n| n as f64 / secs),
         cores: cpu.as_secs_f64() / secs,
         secs,
     })
+}
+
+/// Sessions the gateway has finished `signed` (its `/metrics`).
+async fn signed((http, url): &(reqwest::Client, String)) -> anyhow::Result<f64> {
+    let text = http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("kyso_sessions_finished_total{status=\"signed\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
 }
 
 impl Overload {
@@ -102,9 +128,12 @@ impl Overload {
         )
         .value(self.signed_rate)
         .detail(format!(
-            "{:.0} % of the {allowed:.1}/s the limit allows; calls {:.0}/s, busiest 1 s {}, limit {RATE}/s; created at {}/s; watched {:.0} s",
+            "{:.0} % of the {allowed:.1}/s the limit allows; calls {:.0}/s (sign {:.0}, status {:.0}, certificate {:.0}), busiest 1 s {}, limit {RATE}/s; created at {}/s; watched {:.0} s",
             share * 100.0,
             self.calls_rate,
+            self.per_kind[0],
+            self.per_kind[1],
+            self.per_kind[2],
             self.busiest,
             thousands(self.create_rate),
             self.secs,

@@ -364,9 +364,11 @@ impl Store for SqliteStore {
             .map(|()| Vec::new())
     }
 
+    /// Due from the session's creation: a claim given back unstarted (a push's claim that
+    /// lost its token to the scheduler) goes ahead of every session created after it.
     async fn release(&self, held: &[Held]) -> Result<(), StoreError> {
-        let sql =
-            "UPDATE sessions SET next_check_at = ?, claimed = 0 WHERE claimed = 1 AND id IN (…)";
+        let sql = "UPDATE sessions SET next_check_at = MIN(?, created_at), claimed = 0
+             WHERE claimed = 1 AND id IN (…)";
         let ids: Vec<SessionId> = held.iter().map(|h| h.id.clone()).collect();
         self.for_ids(sql, ms(Utc::now()), &ids).await
     }

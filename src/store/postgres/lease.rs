@@ -134,7 +134,9 @@ impl PgStore {
             .collect())
     }
 
-    /// Gives back the leases still held, due now.
+    /// Gives back the leases still held, due now and from the session's creation: a claim
+    /// given back unstarted (a push's claim that lost its token to the scheduler) goes ahead
+    /// of every session created after it instead of to the end of the line.
     pub(super) async fn release_held(&self, held: &[Held]) -> Result<(), StoreError> {
         if held.is_empty() {
             return Ok(());
@@ -142,7 +144,7 @@ impl PgStore {
         // Due now: a session created leased has its lease's end as its next check.
         sqlx::query(&format!(
             "UPDATE sessions SET lease_owner = NULL, lease_until = NULL,
-                 next_check_at = LEAST(next_check_at, $4)
+                 next_check_at = LEAST(next_check_at, $4, created_at)
              WHERE id IN (SELECT s.id FROM sessions s WHERE {HELD}
                           ORDER BY s.id FOR UPDATE)"
         ))

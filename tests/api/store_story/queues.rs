@@ -1,7 +1,7 @@
 //! What the scheduler reads, on both stores: each tenant's queue on a provider with its
 //! earliest next check, claims per tenant, the earliest deadline, and a woken session going
-//! ahead of every session created after it (so under a backlog a started session finishes
-//! before new ones start).
+//! ahead of every session created after it, also when its claim is given back (so under a
+//! backlog a started session finishes before new ones start).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +46,14 @@ async fn queues_story(store: Arc<dyn Store>) {
         .expect("due");
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].session.id, started.id, "the woken session first");
+    // Given back unstarted (its token went elsewhere), it keeps its place ahead of them.
+    let held: Vec<_> = first.iter().map(|w| w.held()).collect();
+    store.release(&held).await.expect("release");
+    let again = store
+        .due(Utc::now(), 1, Claim::provider(&provider).tenant("t1"))
+        .await
+        .expect("due");
+    assert_eq!(again[0].session.id, started.id, "given back, still first");
     // A tenant's claim takes only that tenant's sessions.
     let t2 = store
         .due(Utc::now(), 10, Claim::provider(&provider).tenant("t2"))
