@@ -25,6 +25,12 @@ pub struct TenantEntry {
     pub rate: TokenBucket,
     /// Requests per signer per minute.
     pub per_signer: KeyedWindow,
+    /// On a shared database: tokens this instance took from the tenant's shared bucket and
+    /// has not spent yet, and until when it may (see `api::limits`).
+    pub leased: std::sync::Mutex<(u32, std::time::Instant)>,
+    /// Held while this instance takes a chunk from the shared bucket: requests that find the
+    /// lease empty meanwhile wait for that chunk instead of each taking one.
+    pub refill: tokio::sync::Mutex<()>,
 }
 
 /// Tenants by the SHA-256 of their API key.
@@ -46,6 +52,8 @@ impl Tenants {
                         std::time::Duration::from_secs(60),
                         MAX_TRACKED_SIGNERS,
                     ),
+                    leased: std::sync::Mutex::new((0, std::time::Instant::now())),
+                    refill: tokio::sync::Mutex::new(()),
                 };
                 (t.api_key_sha256.clone(), Arc::new(entry))
             })

@@ -18,9 +18,15 @@ pub struct Taken {
 
 #[async_trait]
 pub trait Shared: Send + Sync {
-    /// Takes one token from bucket `key` (refilled at `rate_per_s`, holding at most `burst`,
-    /// full at first); false when it has none.
-    async fn take_token(&self, key: &str, rate_per_s: u32, burst: u32) -> Result<bool, StoreError>;
+    /// Takes up to `want` whole tokens from bucket `key` (refilled at `rate_per_s`, holding at
+    /// most `burst`, full at first); returns how many it took (0: none left).
+    async fn take_tokens(
+        &self,
+        key: &str,
+        rate_per_s: u32,
+        burst: u32,
+        want: u32,
+    ) -> Result<u32, StoreError>;
     /// Counts a hit on `key` in its fixed window of `window` (started by its first hit);
     /// false, and not counted, when the window already has `limit`.
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, StoreError>;

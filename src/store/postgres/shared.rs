@@ -1,5 +1,5 @@
-//! [`Shared`] on PostgreSQL: each limit is one row changed by one statement, so the row lock
-//! orders concurrent instances and no two can both take the last token or hit; times are the
+//! [`Shared`] on PostgreSQL: each limit is one row changed under its row lock, so concurrent
+//! instances are ordered and no two can both take the last token or hit; times are the
 //! database's clock (`kyso_now_ms()`), never an instance's.
 
 use std::time::Duration;
@@ -20,25 +20,39 @@ fn ms(d: Duration) -> i64 {
 
 #[async_trait]
 impl Shared for PgStore {
-    async fn take_token(&self, key: &str, rate_per_s: u32, burst: u32) -> Result<bool, StoreError> {
-        // The conflict's WHERE refuses without writing: no row comes back.
-        let taken = sqlx::query(
-            "INSERT INTO rate_buckets AS b (key, tokens, at_ms)
-             VALUES ($1, $3::float8 - 1, kyso_now_ms())
-             ON CONFLICT (key) DO UPDATE SET
-                 tokens = LEAST($3::float8,
-                                b.tokens + (kyso_now_ms() - b.at_ms) * $2::float8 / 1000.0) - 1,
-                 at_ms = kyso_now_ms()
-             WHERE LEAST($3::float8,
-                         b.tokens + (kyso_now_ms() - b.at_ms) * $2::float8 / 1000.0) >= 1
-             RETURNING 1",
+    async fn take_tokens(
+        &self,
+        key: &str,
+        rate_per_s: u32,
+        burst: u32,
+        want: u32,
+    ) -> Result<u32, StoreError> {
+        let (rate, burst) = (f64::from(rate_per_s.max(1)), f64::from(burst.max(1)));
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rate_buckets (key, tokens, at_ms) VALUES ($1, $2, kyso_now_ms())
+             ON CONFLICT (key) DO NOTHING",
         )
         .bind(key)
-        .bind(f64::from(rate_per_s.max(1)))
-        .bind(f64::from(burst.max(1)))
-        .fetch_optional(&self.pool)
+        .bind(burst)
+        .execute(&mut *tx)
         .await?;
-        Ok(taken.is_some())
+        // The row lock orders instances; the refill is computed from the database's clock.
+        let (tokens, elapsed_ms): (f64, i64) = sqlx::query_as(
+            "SELECT tokens, kyso_now_ms() - at_ms FROM rate_buckets WHERE key = $1 FOR UPDATE",
+        )
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        let avail = (tokens + elapsed_ms.max(0) as f64 * rate / 1000.0).min(burst);
+        let granted = avail.floor().min(f64::from(want)).max(0.0);
+        sqlx::query("UPDATE rate_buckets SET tokens = $2, at_ms = kyso_now_ms() WHERE key = $1")
+            .bind(key)
+            .bind(avail - granted)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(granted as u32)
     }
 
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, StoreError> {
