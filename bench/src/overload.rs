@@ -162,3 +162,20 @@ impl Overload {
         vec![rate, cpu]
     }
 }
+
+/// The rows of one run, or its ERROR row.
+pub fn rows(
+    r: anyhow::Result<Overload>,
+    store: &str,
+    n: usize,
+    full_speed: Option<Duration>,
+) -> Vec<Row> {
+    match r {
+        Ok(o) => o.rows(full_speed),
+        Err(e) => vec![Row::failed(
+            "overload",
+            format!("{store}, {} due", thousands(n as f64)),
+            &e,
+        )],
+    }
+}

@@ -253,7 +253,7 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
                 dir.join(format!("overload-{n}.db")).display()
             );
             let r = overload::run(&ctx, url, "SQLite", n).await;
-            report.extend(overload_rows(r, "SQLite", n, full_sqlite));
+            report.extend(overload::rows(r, "SQLite", n, full_sqlite));
             if opts.no_postgres {
                 report.push(Row::skipped(
                     "overload",
@@ -265,7 +265,7 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
             match fresh_database(&opts.postgres).await {
                 Ok((url, drop_db)) => {
                     let r = overload::run(&ctx, url, "PostgreSQL", n).await;
-                    report.extend(overload_rows(r, "PostgreSQL", n, full_postgres));
+                    report.extend(overload::rows(r, "PostgreSQL", n, full_postgres));
                     drop_db.await;
                 }
                 Err(e) => report.push(Row::skipped(
@@ -299,22 +299,6 @@ pub async fn run_all(opts: Opts, mock_rt: tokio::runtime::Handle) -> anyhow::Res
         report.print_table();
     }
     Ok(report)
-}
-
-fn overload_rows(
-    r: anyhow::Result<overload::Overload>,
-    store: &str,
-    n: usize,
-    full_speed: Option<Duration>,
-) -> Vec<Row> {
-    match r {
-        Ok(o) => o.rows(full_speed),
-        Err(e) => vec![Row::failed(
-            "overload",
-            format!("{store}, {} due", thousands(n as f64)),
-            &e,
-        )],
-    }
 }
 
 fn throughput_row(
