@@ -205,6 +205,7 @@ fn build_registry(config: &Config, verifier: &Arc<Verifier>) -> anyhow::Result<R
             callback_auth: p.callback_auth.clone(),
             callback_rate: TokenBucket::new(p.callback_rate_per_s, p.callback_rate_per_s),
             turn: Default::default(),
+            next_expiry: Default::default(),
         });
     }
     Ok(registry)

@@ -115,6 +115,12 @@ impl Engine {
         let Created::New(event) = &created else {
             return Ok(created);
         };
+        if let Some(entry) = &entry {
+            let mut known = entry.next_expiry.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, at)) = known.as_mut() {
+                *at = (*at).min(new.session.expires_at);
+            }
+        }
         self.hub.publish(event.clone());
         match (entry, permit) {
             (Some(entry), Some(permit)) => {

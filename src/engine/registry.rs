@@ -36,6 +36,9 @@ pub struct ProviderEntry {
     pub callback_rate: TokenBucket,
     /// Whose turn it is for the remainder of a pass's fair shares (see `engine::pass`).
     pub turn: std::sync::atomic::AtomicUsize,
+    /// The earliest deadline of this provider's unfinished sessions as last read, and when
+    /// (see `engine::pass`); a create here lowers it.
+    pub next_expiry: std::sync::Mutex<Option<(std::time::Instant, chrono::DateTime<chrono::Utc>)>>,
     /// The process's one verifier (shared by every provider, so its caches are too).
     pub verifier: Arc<Verifier>,
 }
